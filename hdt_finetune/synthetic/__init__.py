@@ -1,0 +1,11 @@
+"""The on-disk format where distillation and training meet: a synthetic (or subset) series
+folder with a Hugging Face `datasets` dataset in uni2ts's fields and a manifest."""
+
+from hdt_finetune.synthetic.synthetic_store import (
+    SyntheticSet,
+    SyntheticSetError,
+    read_synthetic_set,
+    write_synthetic_set,
+)
+
+__all__ = ["SyntheticSet", "SyntheticSetError", "read_synthetic_set", "write_synthetic_set"]
