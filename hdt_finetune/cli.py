@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--horizon", type=int, default=96)
     evaluate.add_argument("--max-steps", type=int, default=None)
     evaluate.add_argument("--learning-rate", type=float, default=None)
+    evaluate.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
+                          help="train exactly --max-steps and keep the last weights instead "
+                          "of selecting on the real validation split")
     evaluate.add_argument("--json", type=Path, help="write the results here")
 
     commands.add_parser("datasets", help="list the known datasets and where they are cached")
@@ -102,7 +105,8 @@ def _run_evaluate(args: argparse.Namespace) -> None:
         dataset=args.dataset, synthetic=args.synthetic, full=args.full,
         backbones=tuple(b.strip() for b in args.backbone.split(",") if b.strip()),
         seeds=args.seeds, context_length=args.context_length, horizon=args.horizon,
-        max_steps=args.max_steps, learning_rate=args.learning_rate, json_path=args.json,
+        max_steps=args.max_steps, learning_rate=args.learning_rate,
+        early_stopping=args.early_stopping, json_path=args.json,
         repair=_repair(args), date_column=args.date_column, columns=_columns(args))
     report = run_evaluation(config)
     for row in report["results"]:

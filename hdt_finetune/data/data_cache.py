@@ -70,7 +70,8 @@ def _download(spec: DatasetSpec, path: Path) -> None:
     try:
         with urllib.request.urlopen(spec.url, timeout=30) as response, os.fdopen(fd, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {spec.filename}") as bar:
+            desc = f"download {spec.filename}"
+            with tqdm(total=total, unit="B", unit_scale=True, desc=desc) as bar:
                 for block in iter(lambda: response.read(1 << 20), b""):
                     out.write(block)
                     bar.update(len(block))

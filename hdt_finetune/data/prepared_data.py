@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,11 +76,13 @@ def prepare_data(
 
 
 def _infer_freq(table: TimeSeriesTable) -> str:
-    freq = pd.infer_freq(table.timestamps[: min(len(table.timestamps), 1000)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas 3 warns that infer_freq will return an offset
+        freq = pd.infer_freq(table.timestamps[: min(len(table.timestamps), 1000)])
     if freq is None:
         log.warning("%s: could not infer a regular frequency; recording 'h'", table.source)
         return "h"
-    return freq
+    return str(getattr(freq, "freqstr", freq))
 
 
 def _split_and_scale(

@@ -105,7 +105,8 @@ def _long_items_to_frame(path: Path, ds) -> pd.DataFrame:
     if len(starts) != 1 or len(lengths) != 1 or len(freqs) != 1:
         raise DataValidationError(
             f"{path}: items must share one start, length and freq to form one table; "
-            f"found starts {sorted(starts)[:3]}, lengths {sorted(lengths)[:3]}, freqs {sorted(freqs)}"
+            f"found starts {sorted(starts)[:3]}, lengths {sorted(lengths)[:3]}, "
+            f"freqs {sorted(freqs)}"
         )
     (start,), (length,), (freq,) = starts, lengths, freqs
     frame = pd.DataFrame(columns)

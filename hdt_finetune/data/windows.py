@@ -35,7 +35,8 @@ class SlidingWindowDataset(Dataset):
                 raise ValueError(f"{field} must be >= 1, got {value}")
         self.values = torch.as_tensor(np.asarray(values, dtype=np.float32))
         if self.values.ndim != 2:
-            raise ValueError(f"values must be [time, channel], got shape {tuple(self.values.shape)}")
+            shape = tuple(self.values.shape)
+            raise ValueError(f"values must be [time, channel], got shape {shape}")
         window = context_length + horizon
         length = self.values.shape[0]
         if length < window:

@@ -27,6 +27,7 @@ class EvaluateConfig:
     horizon: int = 96
     max_steps: int | None = None
     learning_rate: float | None = None
+    early_stopping: bool = True
     json_path: Path | None = None
     repair: RepairPolicy = field(default_factory=RepairPolicy)
     date_column: str = "date"
@@ -52,7 +53,8 @@ class EvaluateConfig:
         if self.max_steps is not None:
             overrides["max_steps"] = self.max_steps
         return TrainingRecipe(context_length=self.context_length, horizon=self.horizon,
-                              learning_rate=self.learning_rate, **overrides)
+                              learning_rate=self.learning_rate,
+                              early_stopping=self.early_stopping, **overrides)
 
 
 def run_evaluation(config: EvaluateConfig) -> dict[str, Any]:

@@ -38,6 +38,11 @@ class TrainingRecipe:
     max_steps: int = 2000
     eval_every: int = 200
     patience: int = 3  # evaluations without a better validation loss before stopping
+    # True: keep the weights with the best real-validation MSE and stop after `patience`
+    # evaluations without improvement (the full-data literature's rule). False: train exactly
+    # max_steps and keep the last weights, touching no real data (the distillation
+    # literature's rule).
+    early_stopping: bool = True
     eval_batch_size: int = 512
     device: str = "cpu"
 
@@ -58,7 +63,7 @@ class SeedResult:
     seed: int
     mse: float
     mae: float
-    best_val_mse: float
+    best_val_mse: float | None  # None when trained without early stopping
     steps: int
     wall_s: float
 
@@ -151,7 +156,7 @@ def _train_and_test(
         optimizer.step()
         step += 1
         bar.update()
-        if step % recipe.eval_every == 0 or step == recipe.max_steps:
+        if recipe.early_stopping and (step % recipe.eval_every == 0 or step == recipe.max_steps):
             val_mse, _ = _errors(model, val, recipe.eval_batch_size, device)
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{val_mse:.3f}")
             if val_mse < best_val:
@@ -161,10 +166,12 @@ def _train_and_test(
                 if stale >= recipe.patience:
                     break
     bar.close()
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     mse, mae = _errors(model, test, recipe.eval_batch_size, device)
     log.info("%s seed %d: test mse %.4f mae %.4f after %d steps", backbone, seed, mse, mae, step)
-    return SeedResult(seed=seed, mse=mse, mae=mae, best_val_mse=best_val, steps=step,
+    return SeedResult(seed=seed, mse=mse, mae=mae,
+                      best_val_mse=best_val if best_state is not None else None, steps=step,
                       wall_s=clock.seconds())
 
 

@@ -3,7 +3,8 @@
 Layout of a folder:
     manifest.json   method, settings, seed, source and checksum, scaler, versions, cost
     data/           a `datasets.Dataset` saved with save_to_disk, one row per channel with
-                    uni2ts's fields: item_id (str), start (timestamp), freq (str), target (float32 list)
+                    uni2ts's fields: item_id (str), start (timestamp), freq (str),
+                    target (list of float32)
 
 Values are in the scaled space of the source's train split (its scaler is in the manifest).
 """

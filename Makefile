@@ -1,0 +1,32 @@
+# Set-up, demo and tests on a fresh machine. Each target builds .venv once (idempotent):
+# torch first, pinned (an unpinned torch pulls a multi-GB CUDA build), then the package.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# Point the data cache at the reference files beside the repo when they are there.
+ifneq ($(wildcard ../shared/data/ETTh1.csv),)
+export HDT_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python recipes/etth1_distill_evaluate.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) runs
