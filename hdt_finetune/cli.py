@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--out", type=Path, required=True, help="folder to write")
     distill.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    distill.add_argument("--set", dest="settings", action="append", default=[],
+                         metavar="KEY=VALUE", help="a distillation setting, e.g. top_k=16 or "
+                         "experts.n_experts=4 (repeatable; see hdt_finetune/distill/settings.py)")
+    distill.add_argument("--quiet", action="store_true", help="no progress bars")
 
     evaluate = commands.add_parser(
         "evaluate", help="train fresh backbones on a training set, test on the real test split",
@@ -87,14 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_distill(args: argparse.Namespace) -> None:
+    from hdt_finetune.distill.settings import DistillSettings, with_overrides
     from hdt_finetune.distillation import DistillConfig, run_distillation
 
     if args.dataset is None:
         raise ValueError("--dataset is required")
+    settings = with_overrides(DistillSettings(context_length=args.context_length),
+                              args.settings)
     out = run_distillation(DistillConfig(
         dataset=args.dataset, method=args.method, out=args.out, length=args.length,
-        seed=args.seed, context_length=args.context_length, overwrite=args.overwrite,
-        repair=_repair(args), date_column=args.date_column, columns=_columns(args)))
+        seed=args.seed, overwrite=args.overwrite, settings=settings, repair=_repair(args),
+        date_column=args.date_column, columns=_columns(args), show_progress=not args.quiet))
     print(out)
 
 

@@ -19,6 +19,7 @@ from hdt_finetune.data.dataset_registry import DatasetSpec
 log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "HDT_DATA_DIR"
+CACHE_DIR_ENV = "HDT_CACHE_DIR"
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -31,6 +32,12 @@ def data_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path(user_cache_dir("hdt_finetune")) / "data"
+
+
+def cache_root() -> Path:
+    """Where derived artefacts (expert buffers) are cached: $HDT_CACHE_DIR or the user cache."""
+    configured = os.environ.get(CACHE_DIR_ENV)
+    return Path(configured).expanduser() if configured else Path(user_cache_dir("hdt_finetune"))
 
 
 def sha256_of(path: Path) -> str:

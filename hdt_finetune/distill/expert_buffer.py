@@ -1,0 +1,128 @@
+"""The expert buffer: parameter trajectories of DLinear trained on the real training split.
+
+Trajectory matching starts the student at an expert's epoch-t parameters and compares it
+with the expert's parameters i epochs later. Training the experts is the expensive part of
+distillation, so buffers are cached on disk, keyed by everything that shapes them (source
+data and its checksum, split, backbone config, training settings, harmonic filter, seed),
+and their creation cost is carried into every manifest that uses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from hdt_finetune.atomic_files import atomic_directory
+from hdt_finetune.backbones import DLinear, DLinearConfig
+from hdt_finetune.distill.flat_params import FlatModel, windows_of
+from hdt_finetune.distill.spectral import filter_in_segments
+from hdt_finetune.provenance import Stopwatch
+
+log = logging.getLogger(__name__)
+
+BUFFER_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ExpertSettings:
+    n_experts: int = 8
+    epochs: int = 12
+    learning_rate: float = 0.05  # plain SGD, as MTT's experts: smooth, comparable steps
+    batch_size: int = 64
+    # Harmonic filter of the real data (HDT): segment length M and k harmonics; None = off.
+    filter_segment: int | None = None
+    filter_k: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("n_experts", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"experts.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"experts.learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclass(frozen=True)
+class ExpertBuffer:
+    trajectories: torch.Tensor  # [expert, epoch + 1, parameter]
+    wall_s: float  # what building it cost, whether or not it came from the cache
+    cached: bool
+    key: str
+
+
+def buffer_key(source_id: dict, backbone: DLinearConfig, settings: ExpertSettings,
+               seed: int) -> str:
+    payload = {"format": BUFFER_FORMAT, "source": source_id, "backbone": asdict(backbone),
+               "experts": asdict(settings), "seed": seed}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def load_or_train_experts(
+    train: torch.Tensor,
+    backbone: DLinearConfig,
+    settings: ExpertSettings,
+    seed: int,
+    source_id: dict,
+    cache_dir: Path,
+    show_progress: bool = True,
+) -> ExpertBuffer:
+    key = buffer_key(source_id, backbone, settings, seed)
+    folder = cache_dir / key
+    if (folder / "trajectories.safetensors").exists():
+        meta = json.loads((folder / "meta.json").read_text())
+        trajectories = load_file(str(folder / "trajectories.safetensors"))["trajectories"]
+        log.info("expert buffer %s from the cache (built in %.1fs)", key, meta["wall_s"])
+        return ExpertBuffer(trajectories, meta["wall_s"], cached=True, key=key)
+    clock = Stopwatch()
+    trajectories = train_experts(train, backbone, settings, seed, show_progress)
+    wall_s = clock.seconds()
+    with atomic_directory(folder, overwrite=True) as tmp:
+        save_file({"trajectories": trajectories.contiguous()},
+                  str(tmp / "trajectories.safetensors"))
+        (tmp / "meta.json").write_text(json.dumps(
+            {"key": key, "wall_s": wall_s, "source": source_id, "backbone": asdict(backbone),
+             "experts": asdict(settings), "seed": seed}, indent=2))
+    log.info("expert buffer %s built in %.1fs", key, wall_s)
+    return ExpertBuffer(trajectories, wall_s, cached=False, key=key)
+
+
+def train_experts(
+    train: torch.Tensor,
+    backbone: DLinearConfig,
+    settings: ExpertSettings,
+    seed: int,
+    show_progress: bool = True,
+) -> torch.Tensor:
+    """Train `n_experts` DLinear models with SGD; return their parameters at every epoch."""
+    generator = torch.Generator().manual_seed(seed)
+    if settings.filter_segment is not None:
+        train = filter_in_segments(train, settings.filter_segment, settings.filter_k)
+    x_all, y_all = windows_of(train, backbone.context_length, backbone.horizon)
+    n = x_all.shape[0]
+    runs = []
+    bar = tqdm(total=settings.n_experts * settings.epochs, desc="expert epochs",
+               disable=not show_progress, leave=False)
+    for _ in range(settings.n_experts):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        model = FlatModel(DLinear(backbone))
+        flat = model.initial_vector()
+        snapshots = [flat.clone()]
+        for _epoch in range(settings.epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, settings.batch_size):
+                index = order[start : start + settings.batch_size]
+                flat = flat.detach().requires_grad_(True)
+                loss = torch.nn.functional.mse_loss(model(flat, x_all[index]), y_all[index])
+                (grad,) = torch.autograd.grad(loss, flat)
+                flat = flat.detach() - settings.learning_rate * grad
+            snapshots.append(flat.detach().clone())
+            bar.update()
+        runs.append(torch.stack(snapshots))
+    bar.close()
+    return torch.stack(runs)

@@ -1,0 +1,122 @@
+"""Settings of the distillation methods: every choice the HDT paper leaves open is here,
+with the default we chose (see README, "HDT settings", for the experiments behind them)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hdt_finetune.distill.expert_buffer import ExpertSettings
+
+Parameterisation = Literal["time", "frequency"]
+
+
+@dataclass(frozen=True)
+class MethodSwitches:
+    """What distinguishes HDT, its ablations and its peers."""
+
+    parameterisation: Parameterisation
+    trajectory_matching: bool
+    harmonics: bool  # top-k harmonic selection: the filter on both signals and the L_harm term
+    value_term: bool = False  # CondTSF's update of target windows toward an expert's forecast
+
+
+SWITCHES: dict[str, MethodSwitches] = {
+    "mtt": MethodSwitches("time", trajectory_matching=True, harmonics=False),
+    "condtsf": MethodSwitches("time", trajectory_matching=True, harmonics=False,
+                              value_term=True),
+    "hdt": MethodSwitches("frequency", trajectory_matching=True, harmonics=True),
+    # Ablations: frequency parameterisation alone, and the harmonic loss alone.
+    "hdt_freq": MethodSwitches("frequency", trajectory_matching=True, harmonics=False),
+    "hdt_harm": MethodSwitches("frequency", trajectory_matching=False, harmonics=True),
+}
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    context_length: int = 96
+    horizon: int = 96
+    iterations: int = 400
+    top_k: int = 24  # k harmonics kept per channel
+    harmonic_weight: float = 0.1  # lambda
+    harmonic_p: float = 2.0  # p of the L_p amplitude loss
+    expert_epochs: int = 2  # i: the target is the expert i epochs after the start
+    max_start_epoch: int = 6  # the start epoch t is drawn from [0, max_start_epoch)
+    student_steps: int = 20  # j
+    student_batch: int = 256  # synthetic windows per student step
+    data_lr: float = 0.01  # Adam on the synthetic parameters
+    student_lr_init: float = 0.05  # the learnable student learning rate starts here
+    student_lr_lr: float = 1e-3  # Adam on log(student lr)
+    init: Literal["real", "noise"] = "real"
+    value_every: int = 20  # CondTSF: iterations between value-term updates
+    value_beta: float = 0.2  # CondTSF: y <- (1 - beta) y + beta f_expert(x)
+    gm_inner_steps: int = 10  # Base: matches per freshly drawn network
+    checkpoint_every: int = 50
+    experts: ExpertSettings = field(default_factory=ExpertSettings)
+
+    def __post_init__(self) -> None:
+        positive = ("context_length", "horizon", "iterations", "top_k", "expert_epochs",
+                    "max_start_epoch", "student_steps", "student_batch", "value_every", "gm_inner_steps",
+                    "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("data_lr", "student_lr_init", "student_lr_lr", "harmonic_p"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.harmonic_weight < 0:
+            raise ValueError(f"harmonic_weight must be >= 0, got {self.harmonic_weight}")
+        if not 0 < self.value_beta <= 1:
+            raise ValueError(f"value_beta must be in (0, 1], got {self.value_beta}")
+        if self.max_start_epoch + self.expert_epochs > self.experts.epochs:
+            raise ValueError(
+                f"max_start_epoch ({self.max_start_epoch}) + expert_epochs "
+                f"({self.expert_epochs}) exceeds experts.epochs ({self.experts.epochs})"
+            )
+        if self.init not in ("real", "noise"):
+            raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}")
+
+
+def with_overrides(settings: DistillSettings, pairs: list[str]) -> DistillSettings:
+    """Apply `key=value` strings (`experts.key=value` for the expert buffer); an unknown key
+    or a value of the wrong type fails with a message naming it."""
+    top: dict[str, object] = {}
+    nested: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise ValueError(f"setting {pair!r} is not key=value")
+        target, name = (settings.experts, key[len("experts."):]) if key.startswith(
+            "experts.") else (settings, key)
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        if name not in fields or name == "experts":
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(_known_keys())}")
+        current = getattr(target, name)
+        value = _parse(key, raw, current)
+        (nested if target is settings.experts else top)[name] = value
+    experts = dataclasses.replace(settings.experts, **nested)
+    return dataclasses.replace(settings, experts=experts, **top)
+
+
+def _parse(key: str, raw: str, current: object) -> object:
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false"):
+                raise ValueError
+            return raw.lower() == "true"
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if current is None:  # optional ints of the expert filter
+            return None if raw.lower() == "none" else int(raw)
+        return raw
+    except ValueError:
+        raise ValueError(f"bad value for {key}: {raw!r} (expected {type(current).__name__})"
+                         ) from None
+
+
+def _known_keys() -> list[str]:
+    keys = [f.name for f in dataclasses.fields(DistillSettings) if f.name != "experts"]
+    return keys + [f"experts.{f.name}" for f in dataclasses.fields(ExpertSettings)]

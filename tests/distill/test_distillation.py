@@ -1,0 +1,150 @@
+"""HDT, its peers and ablations on tiny data: loss falls, seeds repeat, runs resume."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from hdt_finetune.backbones import DLinearConfig
+from hdt_finetune.distill.expert_buffer import ExpertSettings, load_or_train_experts
+from hdt_finetune.distill.settings import DistillSettings, with_overrides
+from hdt_finetune.distill.spectral import to_spectrum, top_k_mask
+from hdt_finetune.distill.trajectory_distillation import CheckpointError, _DistillState
+from hdt_finetune.methods import METHODS, MethodInputs
+
+TINY = DistillSettings(
+    context_length=24, horizon=12, iterations=12, top_k=4, student_steps=4, student_batch=64,
+    expert_epochs=1, max_start_epoch=2, checkpoint_every=4, value_every=3, gm_inner_steps=2,
+    experts=ExpertSettings(n_experts=2, epochs=3, batch_size=32),
+)
+SOURCE = {"dataset": "planted"}
+
+
+def planted_corpus(rows: int = 960, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    columns = [3 * np.sin(2 * np.pi * t / 24 + c) + 2 * np.sin(2 * np.pi * t / 8 + 2 * c)
+               + 0.3 * rng.standard_normal(rows) for c in range(2)]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def inputs(tmp_path, settings=TINY, seed=0, checkpoint=False, train=None, length=96):
+    return MethodInputs(
+        train=planted_corpus() if train is None else train, length=length, seed=seed,
+        settings=settings, source_id=SOURCE, expert_cache=tmp_path / "experts",
+        checkpoint_dir=tmp_path / "ckpt" if checkpoint else None, show_progress=False)
+
+
+@pytest.mark.parametrize("method", ["mtt", "condtsf", "hdt", "hdt_freq", "hdt_harm", "base"])
+def test_every_method_makes_a_finite_series_of_the_asked_length(tmp_path, method):
+    outcome = METHODS[method](inputs(tmp_path))
+    assert outcome.values.shape == (96, 2)
+    assert np.isfinite(outcome.values).all()
+
+
+@pytest.mark.parametrize("method", ["hdt", "mtt"])
+def test_the_matching_loss_falls(tmp_path, method):
+    # One start epoch, so every iteration measures the same kind of distance.
+    settings = dataclasses.replace(TINY, iterations=60, data_lr=0.05, max_start_epoch=1,
+                                   init="noise")
+    curve = METHODS[method](inputs(tmp_path, settings)).info["loss_curve"]
+    grad = [row["grad"] for row in curve]
+    assert np.mean(grad[-10:]) < 0.8 * np.mean(grad[:10])
+
+
+def test_distilling_a_planted_corpus_recovers_its_spectrum(tmp_path):
+    # From noise, the harmonic loss alone must grow exactly the planted harmonics.
+    settings = dataclasses.replace(TINY, iterations=150, data_lr=0.2, init="noise")
+    values = METHODS["hdt_harm"](inputs(tmp_path, settings)).values
+    spectrum = to_spectrum(torch.as_tensor(values))
+    found = top_k_mask(spectrum, 2)
+    planted = {96 // 24, 96 // 8}  # bin = length / period
+    for c in range(2):
+        assert set(torch.nonzero(found[:, c]).flatten().tolist()) == planted
+    real = to_spectrum(torch.as_tensor(planted_corpus()[:96]))
+    for bin_ in planted:
+        assert spectrum[bin_].abs().numpy() == pytest.approx(real[bin_].abs().numpy(), rel=0.2)
+
+
+@pytest.mark.parametrize("method", ["hdt", "condtsf", "base"])
+def test_the_same_seed_gives_the_same_bits(tmp_path, method):
+    first = METHODS[method](inputs(tmp_path)).values
+    again = METHODS[method](inputs(tmp_path)).values
+    other = METHODS[method](inputs(tmp_path, seed=1)).values
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_a_resumed_distillation_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    uninterrupted = METHODS["hdt"](inputs(tmp_path)).values
+
+    original_step = _DistillState.step
+    calls = {"n": 0}
+
+    def dying_step(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 7:  # killed after iteration 6; the last checkpoint is at 4
+            raise KeyboardInterrupt
+        return original_step(self, *args)
+
+    monkeypatch.setattr(_DistillState, "step", dying_step)
+    with pytest.raises(KeyboardInterrupt):
+        METHODS["hdt"](inputs(tmp_path, checkpoint=True))
+    monkeypatch.setattr(_DistillState, "step", original_step)
+    assert (tmp_path / "ckpt" / "distill_state.pt").exists()
+    resumed = METHODS["hdt"](inputs(tmp_path, checkpoint=True))
+    assert len(resumed.info["loss_curve"]) == TINY.iterations - 4
+    assert np.array_equal(resumed.values, uninterrupted)
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(tmp_path):
+    METHODS["hdt"](inputs(tmp_path, checkpoint=True))
+    checkpoint = tmp_path / "ckpt" / "distill_state.pt"
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        METHODS["hdt"](inputs(tmp_path, seed=5, checkpoint=True))
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable distillation checkpoint"):
+        METHODS["hdt"](inputs(tmp_path, checkpoint=True))
+
+
+def test_a_pickled_object_is_not_unpickled(tmp_path):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "distill_state.pt").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError, match="not a readable"):
+        METHODS["hdt"](inputs(tmp_path, checkpoint=True))
+
+
+def test_expert_buffer_is_cached_and_keyed_by_its_settings(tmp_path):
+    train = torch.as_tensor(planted_corpus())
+    backbone = DLinearConfig(24, 12, 2)
+    settings = ExpertSettings(n_experts=2, epochs=2, batch_size=32)
+    first = load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False)
+    again = load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False)
+    assert not first.cached and again.cached
+    assert torch.equal(first.trajectories, again.trajectories)
+    assert again.wall_s == first.wall_s  # the cost travels with the buffer
+    other = load_or_train_experts(train, backbone, dataclasses.replace(settings, epochs=3), 0,
+                                  SOURCE, tmp_path, False)
+    assert other.key != first.key and other.trajectories.shape[1] == 4
+
+
+def test_settings_overrides_name_bad_keys_and_values():
+    settings = with_overrides(DistillSettings(), ["top_k=16", "experts.n_experts=3",
+                                                  "harmonic_weight=0.5"])
+    assert settings.top_k == 16 and settings.experts.n_experts == 3
+    assert settings.harmonic_weight == 0.5
+    with pytest.raises(ValueError, match="unknown setting 'topk'"):
+        with_overrides(DistillSettings(), ["topk=3"])
+    with pytest.raises(ValueError, match="bad value for top_k: 'many'"):
+        with_overrides(DistillSettings(), ["top_k=many"])
+    with pytest.raises(ValueError, match="exceeds experts.epochs"):
+        with_overrides(DistillSettings(), ["max_start_epoch=50"])
