@@ -57,8 +57,8 @@ class DistillSettings:
 
     def __post_init__(self) -> None:
         positive = ("context_length", "horizon", "iterations", "top_k", "expert_epochs",
-                    "max_start_epoch", "student_steps", "student_batch", "value_every", "gm_inner_steps",
-                    "checkpoint_every")
+                    "max_start_epoch", "student_steps", "student_batch", "value_every",
+                    "gm_inner_steps", "checkpoint_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
