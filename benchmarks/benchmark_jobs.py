@@ -1,0 +1,101 @@
+"""Plumbing shared by the benchmark programs: run jobs in single-thread worker processes,
+distil sets, evaluate them, and write one JSON record per result.
+
+Records that exist are never recomputed, so a killed benchmark resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+SETS = ROOT.parent / "runs" / "benchmark_sets"
+
+
+def run_in_workers(function: Callable[[dict], str], jobs: list[dict], workers: int) -> None:
+    """Each job in a fresh spawned process with one thread: on a small CPU, two single-thread
+    workers beat one two-thread worker, and a fresh process gives an honest peak RSS."""
+    print(f"{len(jobs)} jobs with {workers} worker(s)", flush=True)
+    if not jobs:
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, maxtasksperchild=1) as pool:
+        for line in pool.imap_unordered(function, jobs):
+            print(line, flush=True)
+
+
+def distil_job(job: dict) -> str:
+    """Make the set `job["set"]` with `job["method"]` (settings overrides in job["settings"])."""
+    import torch
+
+    from hdt_finetune.distill.settings import DistillSettings, with_overrides
+    from hdt_finetune.distillation import DistillConfig, run_distillation
+
+    torch.set_num_threads(1)
+    settings = with_overrides(DistillSettings(), job.get("settings", []))
+    run_distillation(DistillConfig(dataset=job["dataset"], method=job["method"],
+                                   out=Path(job["set"]), length=job["length"], seed=0,
+                                   settings=settings, show_progress=False))
+    return f"distilled {job['set']}"
+
+
+def evaluate_job(job: dict) -> str:
+    """Evaluate the set `job["set"]` with one backbone over seeds; write `job["record"]`."""
+    import torch
+
+    from hdt_finetune.atomic_files import atomic_write_json
+    from hdt_finetune.data import prepare_data
+    from hdt_finetune.evaluation import TrainingRecipe, evaluate_backbone
+    from hdt_finetune.provenance import git_commit, machine, package_versions, peak_rss_mb
+    from hdt_finetune.synthetic import read_synthetic_set
+
+    torch.set_num_threads(1)
+    data = prepare_data(job["dataset"])
+    synthetic = read_synthetic_set(job["set"])
+    recipe = TrainingRecipe()
+    result = evaluate_backbone(synthetic.values, data, job["backbone"],
+                               list(range(job["seeds"])), recipe, show_progress=False)
+    manifest = synthetic.manifest
+    atomic_write_json(job["record"], {
+        "status": "ok",
+        "dataset": job["dataset"],
+        "method": job["method"],
+        "backbone": job["backbone"],
+        "length": synthetic.values.shape[0],
+        "distill_seed": manifest["seed"],
+        "distill_settings": manifest["settings"],
+        "distill_cost": manifest["cost"],
+        "expert_buffer": manifest.get("method_info", {}).get("expert_buffer"),
+        "recipe": asdict(recipe),
+        **result.to_dict(),
+        "peak_rss_mb": peak_rss_mb(),
+        "threads": 1,
+        "versions": package_versions(),
+        "git": git_commit(),
+        "machine": machine(),
+    })
+    return f"{job['dataset']} {job['method']} M={synthetic.values.shape[0]} " \
+           f"{job['backbone']}: mse {result.mse_mean:.4f}"
+
+
+def plan(cells: Iterable[dict[str, Any]], backbones: list[str], seeds: int,
+         record_path: Callable[[dict, str], Path]) -> tuple[list[dict], list[dict]]:
+    """Split (dataset, method, length, set) cells into the distillations and evaluations
+    still missing."""
+    distils, evals = [], []
+    for cell in cells:
+        missing = [b for b in backbones if not record_path(cell, b).exists()]
+        if missing and not Path(cell["set"]).exists():
+            distils.append(cell)
+        evals += [{**cell, "backbone": b, "seeds": seeds, "record": str(record_path(cell, b))}
+                  for b in missing]
+    return distils, evals
+
+
+def load_records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
