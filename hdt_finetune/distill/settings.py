@@ -46,9 +46,12 @@ class DistillSettings:
     student_steps: int = 20  # j
     student_batch: int = 256  # synthetic windows per student step
     data_lr: float = 0.01  # Adam on the synthetic parameters
-    student_lr_init: float = 0.05  # the learnable student learning rate starts here
+    # The learnable student learning rate starts here. None: chosen so that j student steps
+    # take the same total step size as the expert's i epochs of SGD (see student_lr_start).
+    student_lr_init: float | None = None
     student_lr_lr: float = 1e-3  # Adam on log(student lr)
     init: Literal["real", "noise"] = "real"
+    filter_experts: bool = True  # HDT: train the experts on harmonic-filtered real data
     value_every: int = 20  # CondTSF: iterations between value-term updates
     value_beta: float = 0.2  # CondTSF: y <- (1 - beta) y + beta f_expert(x)
     gm_inner_steps: int = 10  # Base: matches per freshly drawn network
@@ -62,7 +65,9 @@ class DistillSettings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("data_lr", "student_lr_init", "student_lr_lr", "harmonic_p"):
+        if self.student_lr_init is not None and not self.student_lr_init > 0:
+            raise ValueError(f"student_lr_init must be > 0, got {self.student_lr_init}")
+        for name in ("data_lr", "student_lr_lr", "harmonic_p"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.harmonic_weight < 0:
@@ -109,8 +114,8 @@ def _parse(key: str, raw: str, current: object) -> object:
             return int(raw)
         if isinstance(current, float):
             return float(raw)
-        if current is None:  # optional ints of the expert filter
-            return None if raw.lower() == "none" else int(raw)
+        if current is None:  # optional numbers: student_lr_init, the expert filter
+            return None if raw.lower() == "none" else float(raw) if "." in raw else int(raw)
         return raw
     except ValueError:
         raise ValueError(f"bad value for {key}: {raw!r} (expected {type(current).__name__})"
@@ -120,3 +125,15 @@ def _parse(key: str, raw: str, current: object) -> object:
 def _known_keys() -> list[str]:
     keys = [f.name for f in dataclasses.fields(DistillSettings) if f.name != "experts"]
     return keys + [f"experts.{f.name}" for f in dataclasses.fields(ExpertSettings)]
+
+
+def student_lr_start(settings: DistillSettings, n_real_windows: int) -> float:
+    """The student's first learning rate: the expert moves i epochs of SGD steps at its
+    learning rate; j student steps must be able to cover that distance, or the synthetic data
+    is pushed to inflate its gradients instead of matching the expert's direction."""
+    if settings.student_lr_init is not None:
+        return settings.student_lr_init
+    experts = settings.experts
+    steps_per_epoch = -(-n_real_windows // experts.batch_size)
+    expert_travel = experts.learning_rate * steps_per_epoch * settings.expert_epochs
+    return expert_travel / settings.student_steps

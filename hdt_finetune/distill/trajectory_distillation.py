@@ -27,7 +27,12 @@ from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, load_or_train_experts
 from hdt_finetune.distill.flat_params import FlatModel, windows_of
 from hdt_finetune.distill.outcome import DistillOutcome, MethodInputs
-from hdt_finetune.distill.settings import SWITCHES, DistillSettings, MethodSwitches
+from hdt_finetune.distill.settings import (
+    SWITCHES,
+    DistillSettings,
+    MethodSwitches,
+    student_lr_start,
+)
 from hdt_finetune.distill.spectral import harmonic_loss, to_series, to_spectrum, top_k_mask
 from hdt_finetune.provenance import Stopwatch
 
@@ -100,7 +105,7 @@ def _experts(
     if not (switches.trajectory_matching or switches.value_term):
         return None
     experts = settings.experts
-    if switches.harmonics:  # HDT's experts learn from harmonic-filtered real data
+    if switches.harmonics and settings.filter_experts:  # experts on harmonic-filtered data
         experts = dataclasses.replace(experts, filter_segment=length, filter_k=settings.top_k)
     backbone = DLinearConfig(settings.context_length, settings.horizon, real.shape[1])
     return load_or_train_experts(real, backbone, experts, seed, source_id, cache, show_progress)
@@ -118,10 +123,10 @@ class _DistillState:
     random generator: everything a checkpoint must hold to resume bit for bit."""
 
     def __init__(self, switches: MethodSwitches, settings: DistillSettings, length: int,
-                 param: torch.Tensor, generator: torch.Generator) -> None:
+                 param: torch.Tensor, generator: torch.Generator, student_lr: float) -> None:
         self.switches, self.settings, self.length = switches, settings, length
         self.param = torch.nn.Parameter(param)
-        self.log_lr = torch.nn.Parameter(torch.tensor(math.log(settings.student_lr_init)))
+        self.log_lr = torch.nn.Parameter(torch.tensor(math.log(student_lr)))
         self.data_optimizer = torch.optim.Adam([self.param], lr=settings.data_lr)
         self.lr_optimizer = torch.optim.Adam([self.log_lr], lr=settings.student_lr_lr)
         self.generator = generator
@@ -139,7 +144,9 @@ class _DistillState:
             param = torch.view_as_real(to_spectrum(init)).clone()
         else:
             param = init.clone()
-        return cls(switches, settings, length, param, generator)
+        n_windows = real.shape[0] - settings.context_length - settings.horizon + 1
+        return cls(switches, settings, length, param, generator,
+                   student_lr_start(settings, n_windows))
 
     def spectrum(self) -> torch.Tensor:
         if self.switches.parameterisation == "frequency":

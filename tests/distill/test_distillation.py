@@ -148,3 +148,14 @@ def test_settings_overrides_name_bad_keys_and_values():
         with_overrides(DistillSettings(), ["top_k=many"])
     with pytest.raises(ValueError, match="exceeds experts.epochs"):
         with_overrides(DistillSettings(), ["max_start_epoch=50"])
+
+
+def test_student_learning_rate_starts_where_j_steps_cover_the_experts_i_epochs():
+    from hdt_finetune.distill.settings import student_lr_start
+
+    settings = DistillSettings(student_steps=20, expert_epochs=2,
+                               experts=ExpertSettings(learning_rate=0.05, batch_size=64))
+    # 8449 windows / 64 = 133 steps an epoch; 2 epochs at 0.05 over 20 student steps.
+    assert student_lr_start(settings, 8449) == pytest.approx(0.05 * 133 * 2 / 20)
+    explicit = dataclasses.replace(settings, student_lr_init=0.01)
+    assert student_lr_start(explicit, 8449) == 0.01
