@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.distill.flat_params import windows_of
 from hdt_finetune.distill.outcome import DistillOutcome, MethodInputs
-from hdt_finetune.distill.trajectory_distillation import real_subsequences
+from hdt_finetune.distill.trajectory_distillation import initial_series
 
 
 def run_gradient_matching(inputs: MethodInputs) -> DistillOutcome:
@@ -25,8 +25,7 @@ def run_gradient_matching(inputs: MethodInputs) -> DistillOutcome:
     generator = torch.Generator().manual_seed(seed)
     real = torch.as_tensor(np.asarray(train, dtype=np.float32))
     real_x, real_y = windows_of(real, s.context_length, s.horizon)
-    init = (real_subsequences(real, length, generator) if s.init == "real"
-            else torch.randn(length, real.shape[1], generator=generator))
+    init = initial_series(real, length, s.init, generator)
     series = torch.nn.Parameter(init.clone())
     optimizer = torch.optim.Adam([series], lr=s.data_lr)
     config = DLinearConfig(s.context_length, s.horizon, real.shape[1])

@@ -50,7 +50,9 @@ class DistillSettings:
     # take the same total step size as the expert's i epochs of SGD (see student_lr_start).
     student_lr_init: float | None = None
     student_lr_lr: float = 1e-3  # Adam on log(student lr)
-    init: Literal["real", "noise"] = "real"
+    # real: a random real subsequence per channel, channels drawn independently; aligned: one
+    # real multivariate subsequence (keeps cross-channel structure); noise: standard normal.
+    init: Literal["real", "aligned", "noise"] = "real"
     filter_experts: bool = True  # HDT: train the experts on harmonic-filtered real data
     value_every: int = 20  # CondTSF: iterations between value-term updates
     value_beta: float = 0.2  # CondTSF: y <- (1 - beta) y + beta f_expert(x)
@@ -79,8 +81,8 @@ class DistillSettings:
                 f"max_start_epoch ({self.max_start_epoch}) + expert_epochs "
                 f"({self.expert_epochs}) exceeds experts.epochs ({self.experts.epochs})"
             )
-        if self.init not in ("real", "noise"):
-            raise ValueError(f"init must be 'real' or 'noise', got {self.init!r}")
+        if self.init not in ("real", "aligned", "noise"):
+            raise ValueError(f"init must be 'real', 'aligned' or 'noise', got {self.init!r}")
 
 
 def with_overrides(settings: DistillSettings, pairs: list[str]) -> DistillSettings:

@@ -136,10 +136,7 @@ class _DistillState:
     def start(cls, switches: MethodSwitches, real: torch.Tensor, length: int, seed: int,
               settings: DistillSettings) -> _DistillState:
         generator = torch.Generator().manual_seed(seed)
-        if settings.init == "real":
-            init = real_subsequences(real, length, generator)
-        else:
-            init = torch.randn(length, real.shape[1], generator=generator)
+        init = initial_series(real, length, settings.init, generator)
         if switches.parameterisation == "frequency":
             param = torch.view_as_real(to_spectrum(init)).clone()
         else:
@@ -264,6 +261,16 @@ class _DistillState:
         self.generator.set_state(saved["generator"])
         self.iteration = int(saved["iteration"])
         log.info("resumed distillation from %s at iteration %d", path, self.iteration)
+
+
+def initial_series(real: torch.Tensor, length: int, init: str,
+                   generator: torch.Generator) -> torch.Tensor:
+    if init == "real":
+        return real_subsequences(real, length, generator)
+    if init == "aligned":
+        start = int(torch.randint(0, real.shape[0] - length + 1, (1,), generator=generator))
+        return real[start : start + length].clone()
+    return torch.randn(length, real.shape[1], generator=generator)
 
 
 def real_subsequences(real: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
