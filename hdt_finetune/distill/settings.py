@@ -38,7 +38,7 @@ class DistillSettings:
     context_length: int = 96
     horizon: int = 96
     iterations: int = 400
-    top_k: int = 24  # k harmonics kept per channel
+    top_k: int = 64  # k harmonics kept per channel (of M//2 + 1 bins)
     harmonic_weight: float = 0.1  # lambda
     harmonic_p: float = 2.0  # p of the L_p amplitude loss
     expert_epochs: int = 2  # i: the target is the expert i epochs after the start
