@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdt_finetune.backbones.config_checks import check_input, require_bools, require_positive_ints
+
 
 @dataclass(frozen=True)
 class DLinearConfig:
@@ -25,12 +27,8 @@ class DLinearConfig:
     individual: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("context_length", "horizon", "n_channels", "kernel_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"DLinearConfig.{name} must be a positive int, got {value!r}")
-        if not isinstance(self.individual, bool):
-            raise ValueError(f"DLinearConfig.individual must be a bool, got {self.individual!r}")
+        require_positive_ints(self, "context_length", "horizon", "n_channels", "kernel_size")
+        require_bools(self, "individual")
 
 
 class MovingAverageDecomposition(nn.Module):
@@ -93,11 +91,7 @@ class DLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`[batch, context_length, channels]` -> `[batch, horizon, channels]`."""
-        if x.dim() != 3 or x.shape[1] != self.config.context_length:
-            raise ValueError(
-                f"DLinear expects [batch, {self.config.context_length}, channels], "
-                f"got {tuple(x.shape)}"
-            )
+        check_input("DLinear", x, self.config.context_length)
         seasonal, trend = self.decomposition(x)
         # Linear layers act along time: put time last ([batch, channels, time]).
         out = self.seasonal_linear(seasonal.transpose(1, 2)) + self.trend_linear(

@@ -12,6 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdt_finetune.backbones.config_checks import (
+    check_input,
+    require_bools,
+    require_dropouts,
+    require_positive_ints,
+)
 from hdt_finetune.backbones.normalization import RevIN
 
 NormKind = Literal["layer", "batch"]
@@ -32,27 +38,15 @@ class ITransformerConfig:
     use_norm: bool = True
 
     def __post_init__(self) -> None:
-        for name in (
-            "context_length",
-            "horizon",
-            "n_channels",
-            "d_model",
-            "n_heads",
-            "e_layers",
-            "d_ff",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"ITransformerConfig.{name} must be a positive int, got {value!r}")
+        require_positive_ints(self, "context_length", "horizon", "n_channels", "d_model",
+                              "n_heads", "e_layers", "d_ff")
+        require_dropouts(self, "dropout")
+        require_bools(self, "use_norm")
         if self.d_model % self.n_heads != 0:
             raise ValueError(
                 f"ITransformerConfig.d_model ({self.d_model}) must be divisible by "
                 f"n_heads ({self.n_heads})"
             )
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ITransformerConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.use_norm, bool):
-            raise ValueError(f"ITransformerConfig.use_norm must be a bool, got {self.use_norm!r}")
 
 
 class _TokenBatchNorm(nn.Module):
@@ -119,11 +113,7 @@ class ITransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`[batch, context_length, channels]` -> `[batch, horizon, channels]`."""
-        if x.dim() != 3 or x.shape[1] != self.config.context_length:
-            raise ValueError(
-                f"ITransformer expects [batch, {self.config.context_length}, channels], "
-                f"got {tuple(x.shape)}"
-            )
+        check_input("ITransformer", x, self.config.context_length)
         stats = None
         if self.revin is not None:
             x, stats = self.revin.normalize(x)

@@ -7,6 +7,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from hdt_finetune.backbones.config_checks import (
+    check_input,
+    require_bools,
+    require_dropouts,
+    require_positive_ints,
+)
 from hdt_finetune.backbones.itransformer import EncoderLayer, NormKind
 from hdt_finetune.backbones.normalization import RevIN
 
@@ -49,20 +55,10 @@ class PatchTSTConfig:
     revin_affine: bool = False
 
     def __post_init__(self) -> None:
-        for name in (
-            "context_length",
-            "horizon",
-            "n_channels",
-            "patch_len",
-            "stride",
-            "d_model",
-            "n_heads",
-            "e_layers",
-            "d_ff",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"PatchTSTConfig.{name} must be a positive int, got {value!r}")
+        require_positive_ints(self, "context_length", "horizon", "n_channels", "patch_len",
+                              "stride", "d_model", "n_heads", "e_layers", "d_ff")
+        require_dropouts(self, "dropout", "head_dropout")
+        require_bools(self, "revin_affine")
         if self.patch_len > self.context_length:
             raise ValueError(
                 f"PatchTSTConfig.patch_len ({self.patch_len}) must be <= context_length "
@@ -73,16 +69,8 @@ class PatchTSTConfig:
                 f"PatchTSTConfig.d_model ({self.d_model}) must be divisible by "
                 f"n_heads ({self.n_heads})"
             )
-        for name in ("dropout", "head_dropout"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ValueError(f"PatchTSTConfig.{name} must be in [0, 1), got {value!r}")
         if self.norm not in ("layer", "batch"):
             raise ValueError(f"PatchTSTConfig.norm must be 'layer' or 'batch', got {self.norm!r}")
-        if not isinstance(self.revin_affine, bool):
-            raise ValueError(
-                f"PatchTSTConfig.revin_affine must be a bool, got {self.revin_affine!r}"
-            )
 
     @property
     def n_patches(self) -> int:
@@ -111,10 +99,7 @@ class PatchTST(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`[batch, context_length, channels]` -> `[batch, horizon, channels]`."""
         cfg = self.config
-        if x.dim() != 3 or x.shape[1] != cfg.context_length:
-            raise ValueError(
-                f"PatchTST expects [batch, {cfg.context_length}, channels], got {tuple(x.shape)}"
-            )
+        check_input("PatchTST", x, cfg.context_length)
         batch, _, channels = x.shape
         x, stats = self.revin.normalize(x)
         # Channel independence: every channel becomes its own sequence in the batch.

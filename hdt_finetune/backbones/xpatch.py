@@ -9,6 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hdt_finetune.backbones.config_checks import (
+    check_input,
+    require_bools,
+    require_positive_ints,
+)
 from hdt_finetune.backbones.normalization import RevIN
 from hdt_finetune.backbones.patchtst import make_patches, num_patches
 
@@ -27,10 +32,9 @@ class XPatchConfig:
     revin_affine: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("context_length", "horizon", "n_channels", "patch_len", "stride"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"XPatchConfig.{name} must be a positive int, got {value!r}")
+        require_positive_ints(self, "context_length", "horizon", "n_channels", "patch_len",
+                              "stride")
+        require_bools(self, "revin_affine")
         if self.patch_len > self.context_length:
             raise ValueError(
                 f"XPatchConfig.patch_len ({self.patch_len}) must be <= context_length "
@@ -38,8 +42,6 @@ class XPatchConfig:
             )
         if not isinstance(self.alpha, (int, float)) or not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"XPatchConfig.alpha must be in (0, 1], got {self.alpha!r}")
-        if not isinstance(self.revin_affine, bool):
-            raise ValueError(f"XPatchConfig.revin_affine must be a bool, got {self.revin_affine!r}")
 
     @property
     def n_patches(self) -> int:
@@ -150,10 +152,7 @@ class XPatch(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`[batch, context_length, channels]` -> `[batch, horizon, channels]`."""
         cfg = self.config
-        if x.dim() != 3 or x.shape[1] != cfg.context_length:
-            raise ValueError(
-                f"XPatch expects [batch, {cfg.context_length}, channels], got {tuple(x.shape)}"
-            )
+        check_input("XPatch", x, cfg.context_length)
         batch, _, channels = x.shape
         x, stats = self.revin.normalize(x)
         series = x.transpose(1, 2).reshape(batch * channels, cfg.context_length)
