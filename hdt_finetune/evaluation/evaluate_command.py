@@ -6,14 +6,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hdt_finetune.atomic_files import atomic_write_json
-from hdt_finetune.data.prepared_data import PreparedData, prepare_data
+from hdt_finetune.data.prepared_data import prepare_data
 from hdt_finetune.data.table_loading import RepairPolicy
 from hdt_finetune.evaluation.harness import TrainingRecipe, evaluate_backbone
 from hdt_finetune.provenance import git_commit, machine, package_versions, peak_rss_mb
-from hdt_finetune.synthetic import SyntheticSetError, read_synthetic_set
+from hdt_finetune.synthetic import check_same_source, read_synthetic_set
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ def run_evaluation(config: EvaluateConfig) -> dict[str, Any]:
     data = prepare_data(dataset, config.context_length, config.repair, config.date_column,
                         config.columns)
     if synthetic is not None:
-        _check_same_source(synthetic.manifest, data, config.synthetic)
+        check_same_source(synthetic.manifest, data, config.synthetic)
         train_values, training = synthetic.values, {
             "kind": "synthetic", "path": str(config.synthetic),
             "method": synthetic.manifest.get("method"), "manifest": synthetic.manifest}
@@ -87,25 +85,3 @@ def run_evaluation(config: EvaluateConfig) -> dict[str, Any]:
     if config.json_path is not None:
         atomic_write_json(config.json_path, report)
     return report
-
-
-def _check_same_source(manifest: dict[str, Any], data: PreparedData, folder: Path) -> None:
-    """A synthetic set is only comparable on the data (and scaling) it was made from."""
-    source = manifest.get("source", {})
-    if source.get("sha256") and data.sha256 and source["sha256"] != data.sha256:
-        raise SyntheticSetError(
-            f"{folder} was made from {source.get('dataset')} (sha256 {source['sha256'][:12]}…), "
-            f"not from {data.name} (sha256 {data.sha256[:12]}…)"
-        )
-    channels = manifest.get("channels", [])
-    if len(channels) != data.n_channels:
-        raise SyntheticSetError(
-            f"{folder} has {len(channels)} channels, {data.name} has {data.n_channels}"
-        )
-    scaler = manifest.get("scaler")
-    if scaler and not (np.allclose(scaler["mean"], data.scaler.mean)
-                       and np.allclose(scaler["std"], data.scaler.std)):
-        raise SyntheticSetError(
-            f"{folder} was scaled with other statistics than {data.name}'s train split; "
-            "evaluate it on the dataset and columns it was distilled from"
-        )

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from hdt_finetune.atomic_files import atomic_directory
+from hdt_finetune.data.prepared_data import PreparedData
 
 MANIFEST = "manifest.json"
 DATA = "data"
@@ -117,3 +118,25 @@ def read_synthetic_set(folder: str | Path) -> SyntheticSet:
         start=pd.Timestamp(manifest["start"]),
         manifest=manifest,
     )
+
+
+def check_same_source(manifest: dict[str, Any], data: PreparedData, folder: Path) -> None:
+    """A synthetic set is only comparable on the data (and scaling) it was made from."""
+    source = manifest.get("source", {})
+    if source.get("sha256") and data.sha256 and source["sha256"] != data.sha256:
+        raise SyntheticSetError(
+            f"{folder} was made from {source.get('dataset')} (sha256 {source['sha256'][:12]}…), "
+            f"not from {data.name} (sha256 {data.sha256[:12]}…)"
+        )
+    channels = manifest.get("channels", [])
+    if len(channels) != data.n_channels:
+        raise SyntheticSetError(
+            f"{folder} has {len(channels)} channels, {data.name} has {data.n_channels}"
+        )
+    scaler = manifest.get("scaler")
+    if scaler and not (np.allclose(scaler["mean"], data.scaler.mean)
+                       and np.allclose(scaler["std"], data.scaler.std)):
+        raise SyntheticSetError(
+            f"{folder} was scaled with other statistics than {data.name}'s train split; "
+            "use it with the dataset and columns it was distilled from"
+        )

@@ -1,0 +1,42 @@
+"""Where model weights come from: a local folder, a hub id, or an explicit random init.
+
+Offline, a hub id must fail with a message that says what to do, never with a traceback from
+deep inside huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+RANDOM_INIT = "random"
+T = TypeVar("T")
+
+
+class ModelUnavailableError(RuntimeError):
+    """Weights were asked for that cannot be had here."""
+
+
+def load_weights(loader: Callable[[str], T], source: str) -> T:
+    """Call `loader(source)` for a local folder or a hub id, translating hub failures."""
+    if Path(source).expanduser().is_dir():
+        return loader(str(Path(source).expanduser()))
+    if Path(source).expanduser().exists():
+        raise ModelUnavailableError(f"{source} is a file; give the folder written by "
+                                    "save_pretrained")
+    try:
+        return loader(source)
+    except (OSError, ValueError) as err:
+        # huggingface_hub raises OSError subclasses (LocalEntryNotFoundError, HTTP errors,
+        # repository not found) and transformers ValueError/OSError for unreachable hubs.
+        raise ModelUnavailableError(
+            f"could not load {source!r} from the Hugging Face hub ({type(err).__name__}). "
+            "Without network access: download it on a machine that has one "
+            f"(`huggingface-cli download {source} --local-dir DIR`) and pass that folder, or "
+            f"set model.init={RANDOM_INIT} to fine-tune a randomly initialised model (labelled "
+            "as such in every output)."
+        ) from None
