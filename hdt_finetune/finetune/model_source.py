@@ -23,8 +23,10 @@ class ModelUnavailableError(RuntimeError):
 
 def load_weights(loader: Callable[[str], T], source: str) -> T:
     """Call `loader(source)` for a local folder or a hub id, translating hub failures."""
-    if Path(source).expanduser().is_dir():
-        return loader(str(Path(source).expanduser()))
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        _refuse_pickled_weights(folder)
+        return loader(str(folder))
     if Path(source).expanduser().exists():
         raise ModelUnavailableError(f"{source} is a file; give the folder written by "
                                     "save_pretrained")
@@ -40,3 +42,17 @@ def load_weights(loader: Callable[[str], T], source: str) -> T:
             f"set model.init={RANDOM_INIT} to fine-tune a randomly initialised model (labelled "
             "as such in every output)."
         ) from None
+
+
+def _refuse_pickled_weights(folder: Path) -> None:
+    """Only safetensors weights are read: a pickle handed to us could run code when loaded."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickled = [p.name for p in folder.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl",
+                                                                 ".ckpt"}]
+    detail = f" (found {', '.join(sorted(pickled))})" if pickled else ""
+    raise ModelUnavailableError(
+        f"{folder} holds no .safetensors weights{detail}. Only safetensors are loaded, "
+        "because a pickled checkpoint can run code; convert it on a trusted machine with "
+        "save_pretrained(..., safe_serialization=True)."
+    )

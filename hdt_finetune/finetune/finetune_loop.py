@@ -1,0 +1,293 @@
+"""The fine-tuning loop, written out with Accelerate.
+
+The same code runs on one CPU, one GPU or many processes (`accelerate launch`): `prepare`,
+gradient accumulation, clipping, AdamW with warm-up and cosine decay, mixed precision where
+the device has it, early stopping on the real validation split, `save_state` checkpoints to
+`checkpoints/step_N/` and `skip_first_batches` on resume. Only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from hdt_finetune.atomic_files import atomic_directory, atomic_write_json
+from hdt_finetune.finetune.cost_meter import CostMeter
+from hdt_finetune.finetune.finetune_config import FinetuneConfig
+from hdt_finetune.finetune.finetune_data import FinetuneData, load_finetune_data
+from hdt_finetune.finetune.finetune_modes import apply_mode, export_module, train_mode
+from hdt_finetune.finetune.forecast_adapter import ForecastAdapter
+from hdt_finetune.finetune.model_factory import build_adapter
+from hdt_finetune.finetune.training_checkpoint import (
+    finalize_checkpoint,
+    latest_checkpoint,
+    read_verified_state,
+)
+from hdt_finetune.provenance import git_commit, machine, package_versions
+
+log = logging.getLogger(__name__)
+
+
+class EpochShuffle(Sampler[int]):
+    """A new permutation each epoch from (seed, epoch) alone, so a resumed run draws the same
+    batches as an uninterrupted one."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def warmup_cosine(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return factor
+
+
+def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
+    from accelerate import Accelerator, skip_first_batches
+    from accelerate.utils import set_seed
+
+    precision = config.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() \
+            else "no"
+    trackers = [t for t in config.trackers.split(",") if t]
+    accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum,
+                              mixed_precision=precision, log_with=trackers or None,
+                              project_dir=str(config.out))
+    set_seed(config.seed)
+    adapter = build_adapter(config)
+    model = apply_mode(adapter, config.mode, config.lora_rank, config.lora_alpha,
+                       config.lora_dropout)
+    data = load_finetune_data(config.dataset, config.train_data, config.context_length,
+                              config.horizon, config.eval_stride)
+    sampler = EpochShuffle(len(data.train), config.seed)
+    loader = DataLoader(data.train, batch_size=config.batch_size, sampler=sampler,
+                        drop_last=len(data.train) >= config.batch_size)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(config.warmup_steps, config.max_steps))
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader,
+                                                              scheduler)
+    meter = CostMeter(
+        n_parameters=sum(p.numel() for p in model.parameters()),
+        n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        tokens_per_window=adapter.tokens_per_window(),
+        windows_per_step=config.batch_size * config.grad_accum * accelerator.num_processes,
+        processes=accelerator.num_processes, weights=adapter.weights)
+    out, fingerprint = Path(config.out), _fingerprint(config, adapter, data)
+    position = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best_val": None, "stale": 0}
+    resume = latest_checkpoint(out / "checkpoints")
+    if resume is not None:
+        state = read_verified_state(resume, fingerprint)
+        accelerator.load_state(str(resume))
+        position = state["position"]
+        meter.restore(state["meter"])
+        log.info("resumed from %s at step %d", resume, position["step"])
+    metrics_path = out / "metrics.jsonl"
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        _truncate_metrics(metrics_path, position["step"])
+    if trackers:
+        accelerator.init_trackers("hdt_finetune", config={k: str(v) for k, v in
+                                                          dataclasses.asdict(config).items()})
+    bar = tqdm(total=config.max_steps, initial=position["step"], desc="fine-tune",
+               disable=not accelerator.is_local_main_process)
+    stop = position["step"] >= config.max_steps
+    while not stop:
+        loader.set_epoch(position["epoch"])
+        batches = (skip_first_batches(loader, position["batches_in_epoch"])
+                   if position["batches_in_epoch"] else loader)
+        for context, target in batches:
+            train_mode(model)
+            with accelerator.accumulate(model):
+                loss = adapter.loss(model, context, target)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            position["batches_in_epoch"] += 1
+            if not accelerator.sync_gradients:
+                continue
+            position["step"] += 1
+            meter.step()
+            bar.update()
+            row = {"step": position["step"], "train_loss": accelerator.gather(
+                loss.detach().float()).mean().item(), "lr": scheduler.get_last_lr()[0]}
+            if position["step"] % config.eval_every == 0 or position["step"] == config.max_steps:
+                row["val_mse"] = _errors(adapter, model, data.val, config, accelerator)["mse"]
+                stop = _early_stopping(position, row["val_mse"], config.patience)
+                if position["stale"] == 0:
+                    _save_best(accelerator, model, out)
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}")
+            _log(accelerator, metrics_path, row, trackers)
+            done = stop or position["step"] >= config.max_steps
+            if position["step"] % config.save_every == 0 or done:
+                _checkpoint(accelerator, out, position, meter, fingerprint)
+            if done:
+                stop = True
+                break
+        else:
+            position["epoch"] += 1
+            position["batches_in_epoch"] = 0
+    bar.close()
+    return _finish(config, adapter, model, data, accelerator, meter, position, out)
+
+
+def _fingerprint(config: FinetuneConfig, adapter: ForecastAdapter, data: FinetuneData) -> str:
+    """What a checkpoint must share with this run to be resumed by it (not max_steps and
+    other knobs that may be raised on resume)."""
+    keys = ("model", "model_size", "model_version", "model_init", "model_source", "dataset",
+            "train_data", "context_length", "horizon", "mode", "lora_rank", "batch_size",
+            "grad_accum", "seed")
+    payload = {k: str(getattr(config, k)) for k in keys}
+    payload.update(weights=adapter.weights, train_points=data.source["points"])
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _early_stopping(position: dict, val_mse: float, patience: int) -> bool:
+    if position["best_val"] is None or val_mse < position["best_val"]:
+        position["best_val"], position["stale"] = val_mse, 0
+        return False
+    position["stale"] += 1
+    return position["stale"] >= patience
+
+
+def _save_best(accelerator, model: torch.nn.Module, out: Path) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        state = {k: v.detach().cpu().contiguous()
+                 for k, v in accelerator.unwrap_model(model).state_dict().items()}
+        tmp = out / ".best_model.safetensors.tmp"
+        save_file(state, str(tmp))
+        tmp.replace(out / "best_model.safetensors")
+
+
+def _checkpoint(accelerator, out: Path, position: dict, meter: CostMeter,
+                fingerprint: str) -> None:
+    final = out / "checkpoints" / f"step_{position['step']}"
+    tmp = final.with_name(f".{final.name}.tmp")
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        finalize_checkpoint(tmp, final, {"fingerprint": fingerprint, "position": position,
+                                         "meter": meter.state()})
+    accelerator.wait_for_everyone()
+
+
+def _log(accelerator, path: Path, row: dict, trackers: list[str]) -> None:
+    if trackers:
+        accelerator.log(row, step=row["step"])
+    if accelerator.is_main_process:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop lines written after the checkpoint we resume from."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+@torch.no_grad()
+def _errors(adapter: ForecastAdapter, model: torch.nn.Module,
+            windows: tuple[torch.Tensor, torch.Tensor], config: FinetuneConfig,
+            accelerator, with_crps: bool = False) -> dict[str, float]:
+    """MSE, MAE (and CRPS from samples) over the windows, each process taking every n-th."""
+    model.eval()
+    x_all, y_all = windows
+    rank, world = accelerator.process_index, accelerator.num_processes
+    totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)
+    for start in range(rank * config.batch_size, x_all.shape[0], world * config.batch_size):
+        x = x_all[start : start + config.batch_size].to(accelerator.device)
+        y = y_all[start : start + config.batch_size].to(accelerator.device)
+        error = adapter.point_forecast(model, x).float() - y
+        totals[0] += error.pow(2).sum()
+        totals[1] += error.abs().sum()
+        totals[3] += y.numel()
+        if with_crps:
+            samples = adapter.sample_forecast(model, x, config.num_samples)
+            if samples is not None:
+                totals[2] += sample_crps(samples.float(), y).sum()
+    totals = accelerator.reduce(totals, reduction="sum")
+    count = totals[3].item()
+    result = {"mse": totals[0].item() / count, "mae": totals[1].item() / count}
+    if with_crps and adapter.probabilistic:
+        result["crps"] = totals[2].item() / count
+    return result
+
+
+def sample_crps(samples: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CRPS of each target element under the empirical distribution of `samples`
+    ([S, ...] against [...]): E|X - y| - E|X - X'| / 2, the latter from sorted samples."""
+    n = samples.shape[0]
+    spread_to_target = (samples - target).abs().mean(0)
+    ordered = samples.sort(dim=0).values
+    weights = (2 * torch.arange(1, n + 1, device=samples.device) - n - 1).to(samples.dtype)
+    pairwise = (weights.view(-1, *[1] * (samples.dim() - 1)) * ordered).sum(0) * 2 / n**2
+    return spread_to_target - pairwise / 2
+
+
+def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: FinetuneData,
+            accelerator, meter: CostMeter, position: dict, out: Path) -> dict[str, Any]:
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    best = out / "best_model.safetensors"
+    if best.exists():
+        unwrapped.load_state_dict(load_file(str(best)))
+    test = _errors(adapter, model, data.test, config, accelerator, with_crps=True)
+    record = {
+        "status": "ok",
+        "model": adapter.name,
+        "weights": adapter.weights,
+        "model_init": "random" if adapter.weights == "random-init" else "pretrained",
+        "mode": config.mode,
+        "dataset": config.dataset,
+        "train_data": data.source,
+        "best_val_mse": position["best_val"],
+        "steps": position["step"],
+        "test": test,
+        "cost": meter.to_dict(),
+        "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},
+        "versions": package_versions(),
+        "git": git_commit(),
+        "machine": machine(),
+    }
+    if accelerator.is_main_process:
+        if config.mode == "lora":
+            with atomic_directory(out / "lora_adapter", overwrite=True) as tmp:
+                unwrapped.save_pretrained(str(tmp))
+        with atomic_directory(out / "model", overwrite=True) as tmp:
+            adapter.save_pretrained(export_module(unwrapped, config.mode), tmp)
+        atomic_write_json(out / "record.json", record)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return record

@@ -1,0 +1,152 @@
+"""The Accelerate fine-tuning loop on a tiny random-init PatchTST and ETTh1 windows."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+pytest.importorskip("accelerate")
+pytest.importorskip("transformers")
+
+from hdt_finetune.finetune.finetune_config import FinetuneConfig  # noqa: E402
+from hdt_finetune.finetune.finetune_loop import run_finetune, sample_crps  # noqa: E402
+from hdt_finetune.finetune.model_source import ModelUnavailableError  # noqa: E402
+from hdt_finetune.finetune.patchtst_adapter import PatchTSTAdapter  # noqa: E402
+from hdt_finetune.finetune.training_checkpoint import CheckpointError  # noqa: E402
+
+TINY = ["model=patchtst", "model.init=random", "model_size=tiny", "patch_size=16",
+        "context_length=96", "horizon=24", "eval_stride=40", "learning_rate=1e-3",
+        "batch_size=16", "warmup_steps=2"]
+
+
+def config(tmp_path, *extra: str, name: str = "run") -> FinetuneConfig:
+    return FinetuneConfig.from_overrides([*TINY, f"out={tmp_path / name}", *extra])
+
+
+def weights(folder) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model" / "model.safetensors"))
+
+
+@pytest.fixture
+def periodic_csv(tmp_path):
+    from tests.conftest import sine_frame
+
+    path = tmp_path / "periodic.csv"
+    sine_frame(rows=1500).to_csv(path, index=False)
+    return path
+
+
+def test_loss_falls_and_the_record_holds_the_cost(tmp_path, periodic_csv):
+    record = run_finetune(config(tmp_path, "max_steps=60", "eval_every=20", "save_every=60",
+                                 f"dataset={periodic_csv}", "eval_stride=5", "learning_rate=3e-3"))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+            .splitlines()]
+    losses = [r["train_loss"] for r in rows]
+    assert len(losses) == 60
+    assert sum(losses[-10:]) < 0.8 * sum(losses[:10])
+    assert record["weights"] == "random-init" and record["model_init"] == "random"
+    cost = record["cost"]
+    assert cost["optimizer_steps"] == 60 and cost["samples"] == 60 * 16
+    assert cost["tokens"] == cost["samples"] * 6  # 96 / 16 patches a window
+    assert cost["flops"] == 6 * cost["n_parameters"] * cost["tokens"]  # full fine-tune
+    assert cost["processes"] == 1 and cost["peak_rss_mb"] > 0
+    assert json.loads((tmp_path / "run" / "record.json").read_text())["steps"] == 60
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+
+
+def test_kill_and_resume_gives_the_same_final_weights(tmp_path, shared_data_dir, monkeypatch):
+    extra = ("max_steps=24", "eval_every=8", "save_every=5")
+    uninterrupted = run_finetune(config(tmp_path, *extra, name="whole"))
+
+    import hdt_finetune.finetune.finetune_loop as loop
+
+    original = loop._log
+
+    def dying_log(accelerator, path, row, trackers):
+        original(accelerator, path, row, trackers)
+        if row["step"] == 13:  # killed after step 13; the last checkpoint is step 10
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(config(tmp_path, *extra, name="killed"))
+    monkeypatch.setattr(loop, "_log", original)
+    assert not (tmp_path / "killed" / "record.json").exists()
+    resumed = run_finetune(config(tmp_path, *extra, name="killed"))
+
+    whole, again = weights(tmp_path / "whole"), weights(tmp_path / "killed")
+    assert whole.keys() == again.keys()
+    assert all(torch.equal(whole[k], again[k]) for k in whole)
+    assert resumed["test"] == uninterrupted["test"]
+    assert resumed["cost"]["optimizer_steps"] == 24
+    steps = [json.loads(line)["step"] for line in
+             (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 25))  # nothing lost, nothing logged twice
+
+
+def test_damaged_or_foreign_checkpoints_are_refused(tmp_path, shared_data_dir):
+    run_finetune(config(tmp_path, "max_steps=6", "eval_every=6", "save_every=6"))
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        run_finetune(config(tmp_path, "max_steps=8", "seed=3"))
+    step = tmp_path / "run" / "checkpoints" / "step_6"
+    data = bytearray((step / "optimizer.bin").read_bytes())
+    data[-1] ^= 0xFF
+    (step / "optimizer.bin").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged"):
+        run_finetune(config(tmp_path, "max_steps=8"))
+
+
+def test_lora_adapter_round_trips_and_merges(tmp_path, shared_data_dir):
+    from accelerate.utils import set_seed
+    from peft import PeftModel
+
+    record = run_finetune(config(tmp_path, "mode=lora", "max_steps=10", "eval_every=10",
+                                 "save_every=10", "learning_rate=1e-2"))
+    assert record["cost"]["n_trainable"] < record["cost"]["n_parameters"] / 2
+    set_seed(0)  # the loop seeds before building the model: the same random base weights
+    base = PatchTSTAdapter.create("random", 96, 24, size="tiny").module
+    restored = PeftModel.from_pretrained(base, str(tmp_path / "run" / "lora_adapter")).eval()
+    merged = PatchTSTAdapter.create(str(tmp_path / "run" / "model"), 96, 24).module.eval()
+    context = torch.randn(4, 96, 1)
+    with torch.no_grad():
+        a = restored(past_values=context).prediction_outputs
+        b = merged(past_values=context).prediction_outputs
+    assert torch.allclose(a, b, atol=1e-5)
+    assert not any("lora" in k for k in weights(tmp_path / "run"))
+
+
+def test_offline_hub_id_gets_a_helpful_message(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError, match=r"model\.init=random") as err:
+        PatchTSTAdapter.create("ibm-granite/granite-timeseries-patchtst", 96, 24)
+    assert "--local-dir" in str(err.value)
+
+
+def test_a_pickle_handed_in_as_weights_is_refused(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    with pytest.raises(ModelUnavailableError, match="Only safetensors are loaded"):
+        PatchTSTAdapter.create(str(folder), 96, 24)
+
+
+def test_config_names_unknown_keys_and_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="unknown setting 'max_stepz=3'"):
+        FinetuneConfig.from_overrides(["max_stepz=3"])
+    with pytest.raises(ValueError, match="bad value for max_steps: 'ten'"):
+        FinetuneConfig.from_overrides(["max_steps=ten"])
+    with pytest.raises(ValueError, match="mode must be one of"):
+        FinetuneConfig.from_overrides(["mode=half"])
+
+
+def test_sample_crps_matches_its_closed_form_cases():
+    target = torch.tensor([0.0, 1.0])
+    exact = torch.stack([target, target])  # a point mass on the truth scores zero
+    assert torch.allclose(sample_crps(exact, target), torch.zeros(2))
+    two = torch.tensor([[0.0], [2.0]])  # samples {0, 2}, truth 0: E|X-y| = 1, E|X-X'| = 1
+    assert sample_crps(two, torch.tensor([0.0])).item() == pytest.approx(0.5)
