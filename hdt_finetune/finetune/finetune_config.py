@@ -50,6 +50,7 @@ class FinetuneConfig:
     trackers: str = ""  # comma-separated Accelerate trackers (tensorboard, wandb, ...)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
         for name in ("patch_size", "context_length", "horizon", "eval_stride", "lora_rank",
                      "lora_alpha", "max_steps", "batch_size", "grad_accum", "eval_every",
                      "patience", "save_every", "num_samples"):

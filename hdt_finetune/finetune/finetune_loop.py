@@ -99,7 +99,8 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         windows_per_step=config.batch_size * config.grad_accum * accelerator.num_processes,
         processes=accelerator.num_processes, weights=adapter.weights)
     out, fingerprint = Path(config.out), _fingerprint(config, adapter, data)
-    position = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "best_val": None, "stale": 0}
+    position = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "batches_seen": 0,
+                "best_val": None, "stale": 0}
     resume = latest_checkpoint(out / "checkpoints")
     if resume is not None:
         state = read_verified_state(resume, fingerprint)
@@ -132,6 +133,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
                 scheduler.step()
                 optimizer.zero_grad()
             position["batches_in_epoch"] += 1
+            position["batches_seen"] += 1
             if not accelerator.sync_gradients:
                 continue
             position["step"] += 1
@@ -264,6 +266,9 @@ def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: Finet
     if best.exists():
         unwrapped.load_state_dict(load_file(str(best)))
     test = _errors(adapter, model, data.test, config, accelerator, with_crps=True)
+    # Evidence that every process trained: the batches each one consumed since (re)start.
+    batches = accelerator.gather(torch.tensor([position["batches_seen"]],
+                                              device=accelerator.device)).tolist()
     record = {
         "status": "ok",
         "model": adapter.name,
@@ -274,6 +279,7 @@ def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: Finet
         "train_data": data.source,
         "best_val_mse": position["best_val"],
         "steps": position["step"],
+        "batches_per_process": batches,
         "test": test,
         "cost": meter.to_dict(),
         "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},

@@ -15,7 +15,9 @@ from torch import nn
 from hdt_finetune.finetune.forecast_adapter import ForecastAdapter
 from hdt_finetune.finetune.model_source import RANDOM_INIT, load_weights
 
-# Sizes for a random init: "tiny" for tests, "base" close to the IBM granite release.
+# Sizes for a random init: "tiny" for tests, "base" close to the IBM granite release. Random
+# inits use LayerNorm: batch statistics would make a data-parallel run differ from a
+# single-process one and are not carried by a LoRA adapter.
 PATCHTST_SIZES = {
     "tiny": {"d_model": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "ffn_dim": 64},
     "base": {"d_model": 128, "num_hidden_layers": 3, "num_attention_heads": 16, "ffn_dim": 256},
@@ -48,6 +50,7 @@ class PatchTSTAdapter(ForecastAdapter):
             config = PatchTSTConfig(
                 num_input_channels=1, context_length=context_length, prediction_length=horizon,
                 patch_length=patch_length, patch_stride=patch_length, loss="mse",
+                norm_type="layernorm",
                 **PATCHTST_SIZES[size])
             return cls(PatchTSTForPrediction(config), weights="random-init")
         module = load_weights(PatchTSTForPrediction.from_pretrained, source)

@@ -1,0 +1,52 @@
+"""A tiny fine-tune in two CPU processes (gloo) against the same run in one process.
+
+`accelerate launch --cpu` starts one process on a single machine; torchrun with
+ACCELERATE_USE_CPU=true starts two that Accelerate joins into one data-parallel job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("accelerate")
+pytest.importorskip("transformers")
+
+from hdt_finetune.finetune.finetune_config import FinetuneConfig  # noqa: E402
+from hdt_finetune.finetune.finetune_loop import run_finetune  # noqa: E402
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "patchtst_etth.py"
+ARGS = ["model.init=random", "model_size=tiny", "horizon=24", "max_steps=6", "eval_every=3",
+        "save_every=3", "eval_stride=40"]
+
+
+def test_two_processes_train_together_and_match_one(tmp_path, shared_data_dir):
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "two"
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(RECIPE), *ARGS, "batch_size=8", f"out={out}"],
+        env=env, check=True, capture_output=True, timeout=300)
+    two = json.loads((out / "record.json").read_text())
+    assert two["cost"]["processes"] == 2
+    assert two["batches_per_process"] == [6, 6]  # both processes took part in every step
+    assert two["cost"]["samples"] == 6 * 16
+
+    # The same global batch (16 windows a step) in one process.
+    one = run_finetune(FinetuneConfig.from_overrides(
+        [*ARGS, "model=patchtst", "patch_size=16", "learning_rate=1e-3", "batch_size=16",
+         f"out={tmp_path / 'one'}"]))
+    assert two["test"]["mse"] == pytest.approx(one["test"]["mse"], rel=1e-3)
+
+    # Only the main process wrote our files: one metrics line a step, one record, and no
+    # leftovers; each process keeps only its own Accelerate random state.
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 6
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert not [p for p in written if ".tmp" in p]
+    assert sorted(p for p in written if "random_states" in p) == [
+        f"checkpoints/step_{s}/random_states_{r}.pkl" for s in (3, 6) for r in (0, 1)]
