@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench,finetune,lora]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,finetune,lora,moirai]'
+	# uni2ts and gluonts pin an old torch/numpy/pandas: install them without their pins.
+	$(BIN)/python -m pip install --quiet --no-deps uni2ts==2.0.0 gluonts==0.17.0
 	touch $@
 
 demo: $(STAMP)

@@ -42,7 +42,7 @@ def periodic_csv(tmp_path):
 
 def test_loss_falls_and_the_record_holds_the_cost(tmp_path, periodic_csv):
     record = run_finetune(config(tmp_path, "max_steps=60", "eval_every=20", "save_every=60",
-                                 f"dataset={periodic_csv}", "eval_stride=5", "learning_rate=3e-3"))
+                                 f"dataset={periodic_csv}", "eval_stride=5", "learning_rate=1e-2"))
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
             .splitlines()]
     losses = [r["train_loss"] for r in rows]
