@@ -140,7 +140,8 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
             meter.step()
             bar.update()
             row = {"step": position["step"], "train_loss": accelerator.gather(
-                loss.detach().float()).mean().item(), "lr": scheduler.get_last_lr()[0]}
+                loss.detach().float()).mean().item(), "lr": scheduler.get_last_lr()[0],
+                "wall_s": meter.state()["wall_s"]}
             if position["step"] % config.eval_every == 0 or position["step"] == config.max_steps:
                 row["val_mse"] = _errors(adapter, model, data.val, config, accelerator)["mse"]
                 stop = _early_stopping(position, row["val_mse"], config.patience)
