@@ -11,8 +11,8 @@ Steps after the first three are timed (the first ones warm up allocators and cac
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
 import tempfile
 import time

@@ -25,7 +25,7 @@ def run_gradient_matching(inputs: MethodInputs) -> DistillOutcome:
     generator = torch.Generator().manual_seed(seed)
     real = torch.as_tensor(np.asarray(train, dtype=np.float32))
     real_x, real_y = windows_of(real, s.context_length, s.horizon)
-    init = initial_series(real, length, s.init, generator)
+    init = initial_series(real, length, s.init, generator, s.top_k)
     series = torch.nn.Parameter(init.clone())
     optimizer = torch.optim.Adam([series], lr=s.data_lr)
     config = DLinearConfig(s.context_length, s.horizon, real.shape[1])

@@ -51,8 +51,9 @@ class DistillSettings:
     student_lr_init: float | None = None
     student_lr_lr: float = 1e-3  # Adam on log(student lr)
     # real: a random real subsequence per channel, channels drawn independently; aligned: one
-    # real multivariate subsequence (keeps cross-channel structure); noise: standard normal.
-    init: Literal["real", "aligned", "noise"] = "real"
+    # real multivariate subsequence (keeps cross-channel structure); harmonic: a real
+    # subsequence reduced to its top_k harmonics; noise: standard normal.
+    init: Literal["real", "aligned", "harmonic", "noise"] = "real"
     filter_experts: bool = True  # HDT: train the experts on harmonic-filtered real data
     value_every: int = 20  # CondTSF: iterations between value-term updates
     value_beta: float = 0.2  # CondTSF: y <- (1 - beta) y + beta f_expert(x)
@@ -81,8 +82,8 @@ class DistillSettings:
                 f"max_start_epoch ({self.max_start_epoch}) + expert_epochs "
                 f"({self.expert_epochs}) exceeds experts.epochs ({self.experts.epochs})"
             )
-        if self.init not in ("real", "aligned", "noise"):
-            raise ValueError(f"init must be 'real', 'aligned' or 'noise', got {self.init!r}")
+        if self.init not in ("real", "aligned", "harmonic", "noise"):
+            raise ValueError(f"init must be real, aligned, harmonic or noise, got {self.init!r}")
 
 
 def with_overrides(settings: DistillSettings, pairs: list[str]) -> DistillSettings:

@@ -33,7 +33,13 @@ from hdt_finetune.distill.settings import (
     MethodSwitches,
     student_lr_start,
 )
-from hdt_finetune.distill.spectral import harmonic_loss, to_series, to_spectrum, top_k_mask
+from hdt_finetune.distill.spectral import (
+    harmonic_filter,
+    harmonic_loss,
+    to_series,
+    to_spectrum,
+    top_k_mask,
+)
 from hdt_finetune.provenance import Stopwatch
 
 log = logging.getLogger(__name__)
@@ -136,7 +142,7 @@ class _DistillState:
     def start(cls, switches: MethodSwitches, real: torch.Tensor, length: int, seed: int,
               settings: DistillSettings) -> _DistillState:
         generator = torch.Generator().manual_seed(seed)
-        init = initial_series(real, length, settings.init, generator)
+        init = initial_series(real, length, settings.init, generator, settings.top_k)
         if switches.parameterisation == "frequency":
             param = torch.view_as_real(to_spectrum(init)).clone()
         else:
@@ -264,9 +270,12 @@ class _DistillState:
 
 
 def initial_series(real: torch.Tensor, length: int, init: str,
-                   generator: torch.Generator) -> torch.Tensor:
+                   generator: torch.Generator, top_k: int) -> torch.Tensor:
     if init == "real":
         return real_subsequences(real, length, generator)
+    if init == "harmonic":  # a real subsequence reduced to its own top-k harmonics
+        series = real_subsequences(real, length, generator)
+        return harmonic_filter(series, top_k_mask(to_spectrum(series), top_k))
     if init == "aligned":
         start = int(torch.randint(0, real.shape[0] - length + 1, (1,), generator=generator))
         return real[start : start + length].clone()

@@ -84,8 +84,11 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     data = load_finetune_data(config.dataset, config.train_data, config.context_length,
                               config.horizon, config.eval_stride)
     sampler = EpochShuffle(len(data.train), config.seed)
+    # Its own generator: creating an iterator (as a resume does mid-epoch) must not draw from
+    # the global RNG, which dropout and forecast sampling use.
     loader = DataLoader(data.train, batch_size=config.batch_size, sampler=sampler,
-                        drop_last=len(data.train) >= config.batch_size)
+                        drop_last=len(data.train) >= config.batch_size,
+                        generator=torch.Generator().manual_seed(config.seed))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -58,8 +58,13 @@ def test_loss_falls_and_the_record_holds_the_cost(tmp_path, periodic_csv):
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
 
 
-def test_kill_and_resume_gives_the_same_final_weights(tmp_path, shared_data_dir, monkeypatch):
-    extra = ("max_steps=24", "eval_every=8", "save_every=5")
+@pytest.mark.parametrize("family", ["patchtst", "moirai"])
+def test_kill_and_resume_gives_the_same_final_weights(tmp_path, shared_data_dir, monkeypatch,
+                                                      family):
+    if family == "moirai":
+        pytest.importorskip("uni2ts")
+    extra = ("max_steps=24", "eval_every=8", "save_every=5", f"model={family}",
+             "num_samples=5")
     uninterrupted = run_finetune(config(tmp_path, *extra, name="whole"))
 
     import hdt_finetune.finetune.finetune_loop as loop
