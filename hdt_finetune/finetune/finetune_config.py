@@ -24,7 +24,8 @@ class FinetuneConfig:
     patch_size: int = 32  # moirai's fixed patch size; patchtst's patch length
     # data: validation and test always come from the real splits of `dataset`
     dataset: str = "ETTh1"
-    train_data: str = "full"  # "full" (the real train split) or a synthetic-set folder
+    # "full" (the real train split), a synthetic-set folder, or "corpus:A,B,generated"
+    train_data: str = "full"
     context_length: int = 96
     horizon: int = 96
     eval_stride: int = 1  # every n-th validation/test window (1: all of them)
@@ -36,7 +37,7 @@ class FinetuneConfig:
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 10
-    max_steps: int = 200
+    max_steps: int = 200  # 0: no training, only the test evaluation (zero-shot)
     batch_size: int = 32
     grad_accum: int = 1
     max_grad_norm: float = 1.0
@@ -52,10 +53,12 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
         for name in ("patch_size", "context_length", "horizon", "eval_stride", "lora_rank",
-                     "lora_alpha", "max_steps", "batch_size", "grad_accum", "eval_every",
+                     "lora_alpha", "batch_size", "grad_accum", "eval_every",
                      "patience", "save_every", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0 (0: evaluate only), got {self.max_steps}")
         for name in ("learning_rate", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

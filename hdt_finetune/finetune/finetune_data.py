@@ -36,20 +36,31 @@ def univariate_windows(values: np.ndarray, context_length: int, horizon: int, st
 
 def load_finetune_data(dataset: str, train_data: str, context_length: int, horizon: int,
                        eval_stride: int = 1) -> FinetuneData:
+    """`train_data`: "full" (the real train split of `dataset`), a synthetic-set folder made
+    from `dataset`, or "corpus:A,B,..." (the train splits of other datasets and/or
+    "generated" series, for pretraining). Validation and test: `dataset`'s real splits."""
     data = prepare_data(dataset, context_length)
-    if train_data == "full":
-        values = data.train
-        source = {"kind": "full", "dataset": data.name, "rows": list(data.borders.train),
-                  "points": int(data.train.size)}
+    if train_data.startswith("corpus:"):
+        from hdt_finetune.finetune.pretraining_corpus import corpus_windows
+
+        sources = [s for s in train_data.split(":", 1)[1].split(",") if s]
+        x, y, points = corpus_windows(sources, context_length, horizon)
+        train = (x, y)
+        source = {"kind": "corpus", "parts": points, "points": sum(points.values())}
     else:
-        folder = Path(train_data)
-        synthetic = read_synthetic_set(folder)
-        check_same_source(synthetic.manifest, data, folder)
-        values = synthetic.values
-        source = {"kind": "synthetic", "path": str(folder),
-                  "method": synthetic.manifest.get("method"),
-                  "points": int(values.size), "distill_cost": synthetic.manifest.get("cost")}
-    train = univariate_windows(values, context_length, horizon, 1, "training series")
+        if train_data == "full":
+            values = data.train
+            source = {"kind": "full", "dataset": data.name, "rows": list(data.borders.train),
+                      "points": int(data.train.size)}
+        else:
+            folder = Path(train_data)
+            synthetic = read_synthetic_set(folder)
+            check_same_source(synthetic.manifest, data, folder)
+            values = synthetic.values
+            source = {"kind": "synthetic", "path": str(folder),
+                      "method": synthetic.manifest.get("method"), "points": int(values.size),
+                      "distill_cost": synthetic.manifest.get("cost")}
+        train = univariate_windows(values, context_length, horizon, 1, "training series")
     return FinetuneData(
         train=torch.utils.data.TensorDataset(*train),
         val=univariate_windows(data.val, context_length, horizon, eval_stride,

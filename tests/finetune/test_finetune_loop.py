@@ -155,3 +155,23 @@ def test_sample_crps_matches_its_closed_form_cases():
     assert torch.allclose(sample_crps(exact, target), torch.zeros(2))
     two = torch.tensor([[0.0], [2.0]])  # samples {0, 2}, truth 0: E|X-y| = 1, E|X-X'| = 1
     assert sample_crps(two, torch.tensor([0.0])).item() == pytest.approx(0.5)
+
+
+def test_zero_steps_is_a_zero_shot_evaluation(tmp_path, shared_data_dir):
+    record = run_finetune(config(tmp_path, "max_steps=0"))
+    assert record["steps"] == 0 and record["cost"]["optimizer_steps"] == 0
+    assert record["cost"]["flops"] == 0 and record["test"]["mse"] > 0
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_corpus_of_other_datasets_and_generated_series_trains(tmp_path, shared_data_dir):
+    from hdt_finetune.finetune.pretraining_corpus import generated_series
+
+    series = generated_series(4, 500, seed=1)
+    assert series.shape == (500, 4)
+    assert abs(float(series.mean())) < 1e-4 and abs(float(series.std()) - 1) < 1e-3
+    record = run_finetune(config(tmp_path, "max_steps=3", "eval_every=3", "save_every=3",
+                                 "dataset=ETTh2", "train_data=corpus:ETTm2,generated"))
+    parts = record["train_data"]["parts"]
+    assert record["train_data"]["kind"] == "corpus" and set(parts) == {"ETTm2", "generated"}
+    assert parts["ETTm2"] == 34560 * 7 and parts["generated"] == 16 * 4096
