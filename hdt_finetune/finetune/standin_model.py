@@ -1,0 +1,57 @@
+"""The offline stand-in for published Moirai weights: a Moirai pretrained by our own loop on
+a corpus that leaves out the dataset it will be evaluated on, cached as a folder that
+`load_moirai` (and `model_source=`) reads like a downloaded one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from hdt_finetune.atomic_files import atomic_directory
+from hdt_finetune.data.data_cache import cache_root
+from hdt_finetune.finetune.finetune_config import FinetuneConfig
+from hdt_finetune.finetune.finetune_loop import run_finetune
+from hdt_finetune.finetune.pretraining_corpus import GENERATED
+
+log = logging.getLogger(__name__)
+
+CORPUS_DATASETS = ("ETTh1", "ETTh2", "ETTm1", "ETTm2", "exchange_rate")
+STANDIN_FILE = "standin.json"
+
+
+def standin_corpus(eval_dataset: str) -> list[str]:
+    """Every reference dataset but the evaluated one, plus generated series."""
+    return [d for d in CORPUS_DATASETS if d != eval_dataset] + [GENERATED]
+
+
+def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = None) -> Path:
+    """Pretrain (once) and return the stand-in folder for `eval_dataset`.
+
+    `base` supplies the model family, size, window shape and optimisation settings; its data
+    fields are replaced: the corpus for training, the corpus' first dataset for validation.
+    """
+    corpus = standin_corpus(eval_dataset)
+    name = (f"{base.model}-{base.model_size}-without-{eval_dataset}-{base.context_length}x"
+            f"{base.horizon}-steps{base.max_steps}-seed{base.seed}")
+    folder = (cache or cache_root() / "standin") / name
+    if (folder / STANDIN_FILE).exists():
+        log.info("stand-in %s from the cache", folder)
+        return folder
+    run = folder.with_name(f"{name}.run")
+    config = replace(base, model_init="random", model_source=None, dataset=corpus[0],
+                     train_data="corpus:" + ",".join(corpus), mode="full", out=run)
+    record = run_finetune(config)
+    with atomic_directory(folder, overwrite=True) as tmp:
+        shutil.copytree(run / "model", tmp, dirs_exist_ok=True)
+        (tmp / STANDIN_FILE).write_text(json.dumps({
+            "what": f"{base.model}-{base.model_size} pretrained by hdt_finetune on a corpus "
+                    f"without {eval_dataset}",
+            "corpus": record["train_data"], "steps": record["steps"],
+            "validation": {"dataset": corpus[0], "mse": record["best_val_mse"]},
+            "cost": record["cost"],
+        }, indent=2))
+    shutil.rmtree(run, ignore_errors=True)
+    return folder

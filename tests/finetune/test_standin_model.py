@@ -1,0 +1,35 @@
+"""The offline stand-in foundation model: pretrained without the evaluated dataset, cached,
+and loadable as a local folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("uni2ts")
+
+from hdt_finetune.finetune.finetune_config import FinetuneConfig  # noqa: E402
+from hdt_finetune.finetune.moirai_adapter import load_moirai  # noqa: E402
+from hdt_finetune.finetune.standin_model import build_standin, standin_corpus  # noqa: E402
+
+
+def test_corpus_leaves_out_the_evaluated_dataset():
+    assert standin_corpus("ETTh1") == ["ETTh2", "ETTm1", "ETTm2", "exchange_rate", "generated"]
+    assert "ETTm2" not in standin_corpus("ETTm2")
+
+
+def test_standin_is_built_once_and_loads_as_a_folder(tmp_path, shared_data_dir):
+    base = FinetuneConfig.from_overrides([
+        "model=moirai", "model_size=tiny", "max_steps=2", "eval_every=2", "save_every=2",
+        "eval_stride=400", "num_samples=5", "batch_size=8", f"out={tmp_path / 'unused'}"])
+    folder = build_standin("ETTh1", base, cache=tmp_path / "standin")
+    info = json.loads((folder / "standin.json").read_text())
+    assert "ETTh1" not in info["corpus"]["parts"] and "generated" in info["corpus"]["parts"]
+    assert info["steps"] == 2
+    loaded = load_moirai(str(folder))
+    assert loaded.weights == str(folder.resolve()) and loaded.size == "tiny"
+    stamp = (folder / "standin.json").stat().st_mtime_ns
+    assert build_standin("ETTh1", base, cache=tmp_path / "standin") == folder
+    assert (folder / "standin.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert not (tmp_path / "standin" / f"{folder.name}.run").exists()
