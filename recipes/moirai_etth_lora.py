@@ -7,11 +7,11 @@ saves the adapter (lora_adapter/) and the merged model (model/).
 
 import sys
 
-from hdt_finetune.finetune.finetune_config import FinetuneConfig
 from hdt_finetune.finetune.finetune_recipe import run_recipe
 
 if __name__ == "__main__":
-    run_recipe(FinetuneConfig.from_overrides(
+    run_recipe(
         sys.argv[1:], model="moirai", model_size="small", train_data="distill:hdt",
         mode="lora", out="runs/moirai_etth1_lora", max_steps=100, eval_every=25,
-        save_every=25, eval_stride=8, learning_rate=1e-3))
+        save_every=25, eval_stride=8, learning_rate=1e-3
+    )

@@ -9,10 +9,10 @@ model.init=random (a randomly initialised model, labelled so in every output).
 
 import sys
 
-from hdt_finetune.finetune.finetune_config import FinetuneConfig
 from hdt_finetune.finetune.finetune_recipe import run_recipe
 
 if __name__ == "__main__":
-    run_recipe(FinetuneConfig.from_overrides(
+    run_recipe(
         sys.argv[1:], model="patchtst", model_size="base", patch_size=16,
-        out="runs/patchtst_etth1", learning_rate=1e-3))
+        out="runs/patchtst_etth1", learning_rate=1e-3
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 from pathlib import Path
 
 from hdt_finetune.finetune.finetune_config import FinetuneConfig
@@ -49,12 +50,23 @@ def _settings(config: FinetuneConfig):
     return DistillSettings(context_length=config.context_length, horizon=config.horizon)
 
 
-def run_recipe(config: FinetuneConfig) -> dict:
+def run_recipe(overrides: list[str], **defaults: object) -> dict:
+    """Build the config from `key=value` overrides over the recipe's defaults and run it.
+    Bad input (an unknown key, unreachable weights, a foreign checkpoint, missing data) ends
+    the program with one line saying what to do, not a traceback."""
     from accelerate import PartialState
 
+    from hdt_finetune.data.data_cache import DatasetUnavailableError
+    from hdt_finetune.finetune.model_source import ModelUnavailableError
+    from hdt_finetune.finetune.training_checkpoint import CheckpointError
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = resolve_train_data(config)
-    record = run_finetune(config)
+    try:
+        config = resolve_train_data(FinetuneConfig.from_overrides(overrides, **defaults))
+        record = run_finetune(config)
+    except (ValueError, ModelUnavailableError, CheckpointError, DatasetUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     if PartialState().is_main_process:
         summary = {
             "model": record["model"], "weights": record["weights"], "mode": record["mode"],
