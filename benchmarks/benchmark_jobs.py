@@ -17,6 +17,15 @@ ROOT = Path(__file__).resolve().parent
 SETS = ROOT.parent / "runs" / "benchmark_sets"
 
 
+def guarded(job: dict) -> str:
+    """Run one job; a failure is reported and the benchmark goes on with the other jobs."""
+    try:
+        return job["run"](job)
+    except Exception as err:  # noqa: BLE001 - any failure of one job must not end the rest
+        return f"FAILED {job.get('dataset')} {job.get('method')} {job.get('backbone', '')}: " \
+               f"{type(err).__name__}: {err}"
+
+
 def run_in_workers(function: Callable[[dict], str], jobs: list[dict], workers: int) -> None:
     """Each job in a fresh spawned process with one thread: on a small CPU, two single-thread
     workers beat one two-thread worker, and a fresh process gives an honest peak RSS."""
@@ -25,7 +34,7 @@ def run_in_workers(function: Callable[[dict], str], jobs: list[dict], workers: i
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, maxtasksperchild=1) as pool:
-        for line in pool.imap_unordered(function, jobs):
+        for line in pool.imap_unordered(guarded, [{**job, "run": function} for job in jobs]):
             print(line, flush=True)
 
 

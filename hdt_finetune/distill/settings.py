@@ -49,6 +49,9 @@ class DistillSettings:
     # The learnable student learning rate starts here. None: chosen so that j student steps
     # take the same total step size as the expert's i epochs of SGD (see student_lr_start).
     student_lr_init: float | None = None
+    # ...but never above this: on large train splits (ETTm: 537 expert steps an epoch) the
+    # matching start would be 2.7, where 20 SGD steps of DLinear diverge.
+    student_lr_max: float = 1.0
     student_lr_lr: float = 1e-3  # Adam on log(student lr)
     # real: a random real subsequence per channel, channels drawn independently; aligned: one
     # real multivariate subsequence (keeps cross-channel structure); harmonic: a real
@@ -70,7 +73,7 @@ class DistillSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.student_lr_init is not None and not self.student_lr_init > 0:
             raise ValueError(f"student_lr_init must be > 0, got {self.student_lr_init}")
-        for name in ("data_lr", "student_lr_lr", "harmonic_p"):
+        for name in ("data_lr", "student_lr_lr", "student_lr_max", "harmonic_p"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.harmonic_weight < 0:
@@ -139,4 +142,4 @@ def student_lr_start(settings: DistillSettings, n_real_windows: int) -> float:
     experts = settings.experts
     steps_per_epoch = -(-n_real_windows // experts.batch_size)
     expert_travel = experts.learning_rate * steps_per_epoch * settings.expert_epochs
-    return expert_travel / settings.student_steps
+    return min(expert_travel / settings.student_steps, settings.student_lr_max)

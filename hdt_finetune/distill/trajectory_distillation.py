@@ -51,6 +51,10 @@ class CheckpointError(RuntimeError):
     """A distillation checkpoint is corrupt or belongs to another run."""
 
 
+class DistillationDivergedError(RuntimeError):
+    """The matching loss stopped being a finite number."""
+
+
 def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOutcome:
     train, length, seed, settings = inputs.train, inputs.length, inputs.seed, inputs.settings
     source_id, expert_cache = inputs.source_id, inputs.expert_cache
@@ -181,6 +185,12 @@ class _DistillState:
             grad_loss = self._trajectory_loss(signal, buffer, student)
             loss = loss + grad_loss
             terms["grad"] = float(grad_loss.detach())
+        if not torch.isfinite(loss):
+            raise DistillationDivergedError(
+                f"the distillation diverged at iteration {self.iteration} (loss terms {terms}); "
+                f"the student learning rate was {float(self.log_lr.detach().exp()):.3g}. Lower "
+                "student_lr_max or student_lr_init, or data_lr, with --set"
+            )
         self.data_optimizer.zero_grad(set_to_none=True)
         self.lr_optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -159,3 +159,20 @@ def test_student_learning_rate_starts_where_j_steps_cover_the_experts_i_epochs()
     assert student_lr_start(settings, 8449) == pytest.approx(0.05 * 133 * 2 / 20)
     explicit = dataclasses.replace(settings, student_lr_init=0.01)
     assert student_lr_start(explicit, 8449) == 0.01
+
+
+def test_the_automatic_student_learning_rate_is_capped():
+    from hdt_finetune.distill.settings import student_lr_start
+
+    # An ETTm-sized train split (34369 windows) would ask for 2.7.
+    assert student_lr_start(DistillSettings(), 34369) == 1.0
+    assert student_lr_start(DistillSettings(student_lr_max=5.0), 34369) == pytest.approx(
+        0.05 * 538 * 2 / 20)
+
+
+def test_a_diverging_distillation_stops_with_advice(tmp_path):
+    from hdt_finetune.distill.trajectory_distillation import DistillationDivergedError
+
+    settings = dataclasses.replace(TINY, student_lr_init=1e6, student_lr_max=1e6)
+    with pytest.raises(DistillationDivergedError, match="Lower student_lr_max"):
+        METHODS["mtt"](inputs(tmp_path, settings))
