@@ -10,6 +10,10 @@ from pathlib import Path
 from hdt_finetune.data.data_cache import DatasetUnavailableError
 from hdt_finetune.data.dataset_registry import DATASETS
 from hdt_finetune.data.table_loading import RepairPolicy
+from hdt_finetune.distill.trajectory_distillation import (
+    CheckpointError,
+    DistillationDivergedError,
+)
 
 log = logging.getLogger("hdt_finetune")
 
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_evaluate(args)
         else:
             _run_datasets()
-    except (ValueError, FileExistsError, DatasetUnavailableError) as err:
+    except (ValueError, FileExistsError, DatasetUnavailableError, CheckpointError,
+            DistillationDivergedError) as err:
         # Bad input: say what and how to fix it, without a traceback from deep inside.
         print(f"hdt: error: {err}", file=sys.stderr)
         return 2

@@ -52,3 +52,17 @@ def test_hdt_beats_random_end_to_end(tmp_path, noisy_csv, monkeypatch):
     assert manifest["method_info"]["expert_buffer"]["shape"][0] == 3
     assert manifest["cost"]["wall_s"] >= manifest["method_info"]["expert_buffer"]["wall_s"]
     assert list((tmp_path / "cache" / "experts").iterdir())  # the buffer went to the cache
+
+
+def test_a_foreign_checkpoint_is_refused_by_the_command_line(tmp_path, noisy_csv, capsys,
+                                                            monkeypatch):
+    monkeypatch.setenv("HDT_CACHE_DIR", str(tmp_path / "cache"))
+    checkpoint = tmp_path / ".set.checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "distill_state.pt").write_bytes(b"garbage")
+    code = main(["distill", "--dataset", str(noisy_csv), "--method", "hdt", "--length", "96",
+                 "--context-length", "24", "--out", str(tmp_path / "set"), "--quiet",
+                 *[arg for s in TINY_SETTINGS for arg in ("--set", s)]])
+    assert code == 2
+    assert "not a readable distillation checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "set").exists()
