@@ -50,8 +50,9 @@ class EvaluateConfig:
         overrides: dict[str, Any] = {}
         if self.max_steps is not None:
             overrides["max_steps"] = self.max_steps
+        if self.learning_rate is not None:
+            overrides["learning_rate"] = self.learning_rate
         return TrainingRecipe(context_length=self.context_length, horizon=self.horizon,
-                              learning_rate=self.learning_rate,
                               early_stopping=self.early_stopping, **overrides)
 
 

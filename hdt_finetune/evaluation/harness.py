@@ -25,16 +25,15 @@ from hdt_finetune.provenance import Stopwatch
 
 log = logging.getLogger(__name__)
 
-# Chosen on the ETTh1 validation split with full data (see README, "Evaluation recipe").
-DEFAULT_LEARNING_RATES = {"dlinear": 1e-3, "itransformer": 1e-3, "xpatch": 1e-3, "patchtst": 1e-3}
-
 
 @dataclass(frozen=True)
 class TrainingRecipe:
     context_length: int = 96
     horizon: int = 96
     batch_size: int = 32
-    learning_rate: float | None = None  # None: the backbone's default above
+    # Adam at 1e-3 for every backbone: the first choice, not tuned; with it the full-data
+    # numbers land within 2% of the published ones (benchmarks/results/reference/).
+    learning_rate: float = 1e-3
     max_steps: int = 2000
     eval_every: int = 200
     patience: int = 3  # evaluations without a better validation loss before stopping
@@ -51,11 +50,8 @@ class TrainingRecipe:
                      "patience", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
+        if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-
-    def lr_for(self, backbone: str) -> float:
-        return self.learning_rate or DEFAULT_LEARNING_RATES.get(backbone, 1e-3)
 
 
 @dataclass(frozen=True)
@@ -134,7 +130,7 @@ def _train_and_test(
     torch.manual_seed(seed)
     device = torch.device(recipe.device)
     model = build_backbone(backbone, recipe.context_length, recipe.horizon, n_channels).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr_for(backbone))
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
     generator = torch.Generator().manual_seed(seed)
     x_train, y_train = train
     n = x_train.shape[0]
