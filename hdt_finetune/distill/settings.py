@@ -41,17 +41,14 @@ class DistillSettings:
     top_k: int = 64  # k harmonics kept per channel (of M//2 + 1 bins)
     harmonic_weight: float = 0.1  # lambda
     harmonic_p: float = 2.0  # p of the L_p amplitude loss
-    expert_epochs: int = 2  # i: the target is the expert i epochs after the start
-    max_start_epoch: int = 6  # the start epoch t is drawn from [0, max_start_epoch)
+    expert_snapshots: int = 2  # i: the target is the expert i snapshots after the start
+    max_start_snapshot: int = 6  # the start snapshot t is drawn from [0, max_start_snapshot)
     student_steps: int = 20  # j
     student_batch: int = 256  # synthetic windows per student step
     data_lr: float = 0.01  # Adam on the synthetic parameters
     # The learnable student learning rate starts here. None: chosen so that j student steps
-    # take the same total step size as the expert's i epochs of SGD (see student_lr_start).
+    # take the same total step size as the expert's i snapshots of SGD (see student_lr_start).
     student_lr_init: float | None = None
-    # ...but never above this: on large train splits (ETTm: 537 expert steps an epoch) the
-    # matching start would be 2.7, where 20 SGD steps of DLinear diverge.
-    student_lr_max: float = 1.0
     student_lr_lr: float = 1e-3  # Adam on log(student lr)
     # real: a random real subsequence per channel, channels drawn independently; aligned: one
     # real multivariate subsequence (keeps cross-channel structure); harmonic: a real
@@ -65,25 +62,25 @@ class DistillSettings:
     experts: ExpertSettings = field(default_factory=ExpertSettings)
 
     def __post_init__(self) -> None:
-        positive = ("context_length", "horizon", "iterations", "top_k", "expert_epochs",
-                    "max_start_epoch", "student_steps", "student_batch", "value_every",
+        positive = ("context_length", "horizon", "iterations", "top_k", "expert_snapshots",
+                    "max_start_snapshot", "student_steps", "student_batch", "value_every",
                     "gm_inner_steps", "checkpoint_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.student_lr_init is not None and not self.student_lr_init > 0:
             raise ValueError(f"student_lr_init must be > 0, got {self.student_lr_init}")
-        for name in ("data_lr", "student_lr_lr", "student_lr_max", "harmonic_p"):
+        for name in ("data_lr", "student_lr_lr", "harmonic_p"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.harmonic_weight < 0:
             raise ValueError(f"harmonic_weight must be >= 0, got {self.harmonic_weight}")
         if not 0 < self.value_beta <= 1:
             raise ValueError(f"value_beta must be in (0, 1], got {self.value_beta}")
-        if self.max_start_epoch + self.expert_epochs > self.experts.epochs:
+        if self.max_start_snapshot + self.expert_snapshots > self.experts.snapshots:
             raise ValueError(
-                f"max_start_epoch ({self.max_start_epoch}) + expert_epochs "
-                f"({self.expert_epochs}) exceeds experts.epochs ({self.experts.epochs})"
+                f"max_start_snapshot ({self.max_start_snapshot}) + expert_snapshots "
+                f"({self.expert_snapshots}) exceeds experts.snapshots ({self.experts.snapshots})"
             )
         if self.init not in ("real", "aligned", "harmonic", "noise"):
             raise ValueError(f"init must be real, aligned, harmonic or noise, got {self.init!r}")
@@ -133,13 +130,13 @@ def _known_keys() -> list[str]:
     return keys + [f"experts.{f.name}" for f in dataclasses.fields(ExpertSettings)]
 
 
-def student_lr_start(settings: DistillSettings, n_real_windows: int) -> float:
-    """The student's first learning rate: the expert moves i epochs of SGD steps at its
+def student_lr_start(settings: DistillSettings) -> float:
+    """The student's first learning rate: the expert moves i snapshots of SGD steps at its
     learning rate; j student steps must be able to cover that distance, or the synthetic data
-    is pushed to inflate its gradients instead of matching the expert's direction."""
+    is pushed to inflate its gradients instead of matching the expert's direction. Snapshots
+    are a fixed number of steps apart, so this does not depend on the size of the data."""
     if settings.student_lr_init is not None:
         return settings.student_lr_init
     experts = settings.experts
-    steps_per_epoch = -(-n_real_windows // experts.batch_size)
-    expert_travel = experts.learning_rate * steps_per_epoch * settings.expert_epochs
-    return min(expert_travel / settings.student_steps, settings.student_lr_max)
+    expert_travel = experts.learning_rate * experts.snapshot_steps * settings.expert_snapshots
+    return expert_travel / settings.student_steps

@@ -151,9 +151,7 @@ class _DistillState:
             param = torch.view_as_real(to_spectrum(init)).clone()
         else:
             param = init.clone()
-        n_windows = real.shape[0] - settings.context_length - settings.horizon + 1
-        return cls(switches, settings, length, param, generator,
-                   student_lr_start(settings, n_windows))
+        return cls(switches, settings, length, param, generator, student_lr_start(settings))
 
     def spectrum(self) -> torch.Tensor:
         if self.switches.parameterisation == "frequency":
@@ -189,7 +187,7 @@ class _DistillState:
             raise DistillationDivergedError(
                 f"the distillation diverged at iteration {self.iteration} (loss terms {terms}); "
                 f"the student learning rate was {float(self.log_lr.detach().exp()):.3g}. Lower "
-                "student_lr_max or student_lr_init, or data_lr, with --set"
+                "student_lr_init or data_lr with --set"
             )
         self.data_optimizer.zero_grad(set_to_none=True)
         self.lr_optimizer.zero_grad(set_to_none=True)
@@ -207,9 +205,9 @@ class _DistillState:
         s = self.settings
         n_experts = buffer.trajectories.shape[0]
         expert = int(torch.randint(0, n_experts, (1,), generator=self.generator))
-        start_epoch = int(torch.randint(0, s.max_start_epoch, (1,), generator=self.generator))
-        start = buffer.trajectories[expert, start_epoch]
-        target = buffer.trajectories[expert, start_epoch + s.expert_epochs]
+        first = int(torch.randint(0, s.max_start_snapshot, (1,), generator=self.generator))
+        start = buffer.trajectories[expert, first]
+        target = buffer.trajectories[expert, first + s.expert_snapshots]
         x, y = windows_of(signal, s.context_length, s.horizon)
         lr = self.log_lr.exp()
         flat = start.clone().requires_grad_(True)

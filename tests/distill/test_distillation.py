@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from hdt_finetune.backbones import DLinearConfig
-from hdt_finetune.distill.expert_buffer import ExpertSettings, load_or_train_experts
+from hdt_finetune.distill.expert_buffer import (
+    ExpertSettings,
+    load_or_train_experts,
+    train_experts,
+)
 from hdt_finetune.distill.settings import DistillSettings, with_overrides
 from hdt_finetune.distill.spectral import to_spectrum, top_k_mask
 from hdt_finetune.distill.trajectory_distillation import CheckpointError, _DistillState
@@ -17,8 +21,9 @@ from hdt_finetune.methods import METHODS, MethodInputs
 
 TINY = DistillSettings(
     context_length=24, horizon=12, iterations=12, top_k=4, student_steps=4, student_batch=64,
-    expert_epochs=1, max_start_epoch=2, checkpoint_every=4, value_every=3, gm_inner_steps=2,
-    experts=ExpertSettings(n_experts=2, epochs=3, batch_size=32),
+    expert_snapshots=1, max_start_snapshot=2, checkpoint_every=4, value_every=3,
+    gm_inner_steps=2, experts=ExpertSettings(n_experts=2, snapshots=3, snapshot_steps=29,
+                                             batch_size=32),
 )
 SOURCE = {"dataset": "planted"}
 
@@ -48,7 +53,7 @@ def test_every_method_makes_a_finite_series_of_the_asked_length(tmp_path, method
 @pytest.mark.parametrize("method", ["hdt", "mtt"])
 def test_the_matching_loss_falls(tmp_path, method):
     # One start epoch, so every iteration measures the same kind of distance.
-    settings = dataclasses.replace(TINY, iterations=60, data_lr=0.05, max_start_epoch=1,
+    settings = dataclasses.replace(TINY, iterations=60, data_lr=0.05, max_start_snapshot=1,
                                    init="noise")
     curve = METHODS[method](inputs(tmp_path, settings)).info["loss_curve"]
     grad = [row["grad"] for row in curve]
@@ -126,13 +131,13 @@ def test_a_pickled_object_is_not_unpickled(tmp_path):
 def test_expert_buffer_is_cached_and_keyed_by_its_settings(tmp_path):
     train = torch.as_tensor(planted_corpus())
     backbone = DLinearConfig(24, 12, 2)
-    settings = ExpertSettings(n_experts=2, epochs=2, batch_size=32)
+    settings = ExpertSettings(n_experts=2, snapshots=2, snapshot_steps=29, batch_size=32)
     first = load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False)
     again = load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False)
     assert not first.cached and again.cached
     assert torch.equal(first.trajectories, again.trajectories)
     assert again.wall_s == first.wall_s  # the cost travels with the buffer
-    other = load_or_train_experts(train, backbone, dataclasses.replace(settings, epochs=3), 0,
+    other = load_or_train_experts(train, backbone, dataclasses.replace(settings, snapshots=3), 0,
                                   SOURCE, tmp_path, False)
     assert other.key != first.key and other.trajectories.shape[1] == 4
 
@@ -146,33 +151,35 @@ def test_settings_overrides_name_bad_keys_and_values():
         with_overrides(DistillSettings(), ["topk=3"])
     with pytest.raises(ValueError, match="bad value for top_k: 'many'"):
         with_overrides(DistillSettings(), ["top_k=many"])
-    with pytest.raises(ValueError, match="exceeds experts.epochs"):
-        with_overrides(DistillSettings(), ["max_start_epoch=50"])
+    with pytest.raises(ValueError, match="exceeds experts.snapshots"):
+        with_overrides(DistillSettings(), ["max_start_snapshot=50"])
 
 
-def test_student_learning_rate_starts_where_j_steps_cover_the_experts_i_epochs():
+def test_student_learning_rate_starts_where_j_steps_cover_the_experts_i_snapshots():
     from hdt_finetune.distill.settings import student_lr_start
 
-    settings = DistillSettings(student_steps=20, expert_epochs=2,
-                               experts=ExpertSettings(learning_rate=0.05, batch_size=64))
-    # 8449 windows / 64 = 133 steps an epoch; 2 epochs at 0.05 over 20 student steps.
-    assert student_lr_start(settings, 8449) == pytest.approx(0.05 * 133 * 2 / 20)
+    settings = DistillSettings(student_steps=20, expert_snapshots=2, experts=ExpertSettings(
+        learning_rate=0.05, snapshot_steps=133))
+    assert student_lr_start(settings) == pytest.approx(0.05 * 133 * 2 / 20)
     explicit = dataclasses.replace(settings, student_lr_init=0.01)
-    assert student_lr_start(explicit, 8449) == 0.01
+    assert student_lr_start(explicit) == 0.01
 
 
-def test_the_automatic_student_learning_rate_is_capped():
-    from hdt_finetune.distill.settings import student_lr_start
-
-    # An ETTm-sized train split (34369 windows) would ask for 2.7.
-    assert student_lr_start(DistillSettings(), 34369) == 1.0
-    assert student_lr_start(DistillSettings(student_lr_max=5.0), 34369) == pytest.approx(
-        0.05 * 538 * 2 / 20)
+def test_expert_snapshots_are_a_fixed_number_of_steps_apart_whatever_the_data_size():
+    """The fix for ETTm: with a snapshot per epoch, four times the data meant four times the
+    distance between snapshots. Now both buffers move a comparable distance per snapshot."""
+    backbone = DLinearConfig(24, 12, 2)
+    settings = ExpertSettings(n_experts=1, snapshots=2, snapshot_steps=10, batch_size=32)
+    small = train_experts(torch.as_tensor(planted_corpus(480)), backbone, settings, 0, False)
+    large = train_experts(torch.as_tensor(planted_corpus(3840)), backbone, settings, 0, False)
+    assert small.shape == large.shape == (1, 3, small.shape[2])
+    travel = [float((t[0, 2] - t[0, 1]).norm()) for t in (small, large)]
+    assert 0.5 < travel[1] / travel[0] < 2.0
 
 
 def test_a_diverging_distillation_stops_with_advice(tmp_path):
     from hdt_finetune.distill.trajectory_distillation import DistillationDivergedError
 
-    settings = dataclasses.replace(TINY, student_lr_init=1e6, student_lr_max=1e6)
-    with pytest.raises(DistillationDivergedError, match="Lower student_lr_max"):
+    settings = dataclasses.replace(TINY, student_lr_init=1e6)
+    with pytest.raises(DistillationDivergedError, match="Lower student_lr_init"):
         METHODS["mtt"](inputs(tmp_path, settings))

@@ -11,8 +11,9 @@ import pytest
 from hdt_finetune.cli import main
 
 TINY_SETTINGS = ["iterations=150", "top_k=16", "student_steps=10", "student_batch=64",
-                 "expert_epochs=1", "max_start_epoch=3", "experts.n_experts=3",
-                 "experts.epochs=5", "experts.batch_size=32", "horizon=12"]
+                 "expert_snapshots=1", "max_start_snapshot=3", "experts.n_experts=3",
+                 "experts.snapshots=5", "experts.snapshot_steps=52", "experts.batch_size=32",
+                 "horizon=12"]
 
 
 @pytest.fixture
