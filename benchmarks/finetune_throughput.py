@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         config = FinetuneConfig.from_overrides([
             "model=moirai", f"model_size={args.size}", "model.init=random",
             f"max_steps={args.steps}", f"eval_every={args.steps}", f"save_every={args.steps}",
-            "eval_stride=400", "num_samples=5", "warmup_steps=0", f"out={tmp}/run"])
+            "val_stride=400", "test_stride=400", "num_samples=5", "warmup_steps=0",
+            f"out={tmp}/run"])
         ours = our_loop(config)
         bare = bare_loop(config, args.steps)
     record = {

@@ -15,6 +15,6 @@ from hdt_finetune.finetune.finetune_recipe import run_recipe
 if __name__ == "__main__":
     run_recipe(
         sys.argv[1:], model="moirai", model_size="small", train_data="distill:hdt",
-        out="runs/moirai_etth1", max_steps=100, eval_every=25, save_every=25, eval_stride=8,
-        learning_rate=1e-4
+        out="runs/moirai_etth1", max_steps=100, eval_every=25, save_every=25, val_stride=8,
+        test_stride=8, learning_rate=1e-4
     )

@@ -13,5 +13,5 @@ if __name__ == "__main__":
     run_recipe(
         sys.argv[1:], model="moirai", model_size="small", train_data="distill:hdt",
         mode="lora", out="runs/moirai_etth1_lora", max_steps=100, eval_every=25,
-        save_every=25, eval_stride=8, learning_rate=1e-3
+        save_every=25, val_stride=8, test_stride=8, learning_rate=1e-3
     )

@@ -17,6 +17,10 @@ class CostMeter:
     pass costs the same again for activation gradients plus 2 x trainable parameters x tokens
     for weight gradients; so a full fine-tune is the usual 6 x N x tokens and a frozen or LoRA
     fine-tune (4 N + 2 N_trainable) x tokens. Evaluation passes are not counted.
+
+    Wall time: `wall_s` is the whole fine-tune, validation for early stopping included;
+    `eval_s` is the validation part, so `train_s` = wall_s - eval_s is the time spent in
+    training steps, the counterpart of the FLOPs. The final test evaluation is in neither.
     """
 
     n_parameters: int
@@ -27,10 +31,14 @@ class CostMeter:
     weights: str
     optimizer_steps: int = 0
     wall_s_before_resume: float = 0.0
+    eval_s: float = 0.0
     clock: Stopwatch = field(default_factory=Stopwatch)
 
     def step(self) -> None:
         self.optimizer_steps += 1
+
+    def add_eval(self, seconds: float) -> None:
+        self.eval_s += seconds
 
     @property
     def samples(self) -> int:
@@ -48,8 +56,11 @@ class CostMeter:
     def to_dict(self) -> dict:
         cuda = (torch.cuda.max_memory_allocated() / 2**20
                 if torch.cuda.is_available() else None)
+        wall_s = self.wall_s_before_resume + self.clock.seconds()
         return {
-            "wall_s": self.wall_s_before_resume + self.clock.seconds(),
+            "wall_s": wall_s,
+            "eval_s": self.eval_s,
+            "train_s": wall_s - self.eval_s,
             "optimizer_steps": self.optimizer_steps,
             "samples": self.samples,
             "tokens": self.tokens,
@@ -64,11 +75,12 @@ class CostMeter:
 
     def state(self) -> dict:
         """What a checkpoint keeps so a resumed run's totals include the time before the kill."""
-        return {"optimizer_steps": self.optimizer_steps,
+        return {"optimizer_steps": self.optimizer_steps, "eval_s": self.eval_s,
                 "wall_s": self.wall_s_before_resume + self.clock.seconds()}
 
     def restore(self, state: dict) -> None:
         self.optimizer_steps = int(state["optimizer_steps"])
         self.wall_s_before_resume = float(state["wall_s"])
+        self.eval_s = float(state["eval_s"])
         self.clock = Stopwatch()
 

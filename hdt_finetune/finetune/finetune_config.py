@@ -28,7 +28,10 @@ class FinetuneConfig:
     train_data: str = "full"
     context_length: int = 96
     horizon: int = 96
-    eval_stride: int = 1  # every n-th validation/test window (1: all of them)
+    # Every n-th window (1: all of them). Validation runs many times per fine-tune, for early
+    # stopping; the test split once, at the end.
+    val_stride: int = 1
+    test_stride: int = 1
     # optimisation
     mode: Mode = "full"
     lora_rank: int = 8
@@ -52,7 +55,8 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
-        for name in ("patch_size", "context_length", "horizon", "eval_stride", "lora_rank",
+        for name in ("patch_size", "context_length", "horizon", "val_stride", "test_stride",
+                     "lora_rank",
                      "lora_alpha", "batch_size", "grad_accum", "eval_every",
                      "patience", "save_every", "num_samples"):
             if getattr(self, name) < 1:

@@ -35,7 +35,7 @@ def univariate_windows(values: np.ndarray, context_length: int, horizon: int, st
 
 
 def load_finetune_data(dataset: str, train_data: str, context_length: int, horizon: int,
-                       eval_stride: int = 1) -> FinetuneData:
+                       val_stride: int = 1, test_stride: int = 1) -> FinetuneData:
     """`train_data`: "full" (the real train split of `dataset`), a synthetic-set folder made
     from `dataset`, or "corpus:A,B,..." (the train splits of other datasets and/or
     "generated" series, for pretraining). Validation and test: `dataset`'s real splits."""
@@ -63,9 +63,9 @@ def load_finetune_data(dataset: str, train_data: str, context_length: int, horiz
         train = univariate_windows(values, context_length, horizon, 1, "training series")
     return FinetuneData(
         train=torch.utils.data.TensorDataset(*train),
-        val=univariate_windows(data.val, context_length, horizon, eval_stride,
+        val=univariate_windows(data.val, context_length, horizon, val_stride,
                                f"{data.name} validation split"),
-        test=univariate_windows(data.test, context_length, horizon, eval_stride,
+        test=univariate_windows(data.test, context_length, horizon, test_stride,
                                 f"{data.name} test split"),
         source=source,
     )

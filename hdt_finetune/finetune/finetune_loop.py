@@ -33,7 +33,7 @@ from hdt_finetune.finetune.training_checkpoint import (
     latest_checkpoint,
     read_verified_state,
 )
-from hdt_finetune.provenance import git_commit, machine, package_versions
+from hdt_finetune.provenance import Stopwatch, git_commit, machine, package_versions
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     model = apply_mode(adapter, config.mode, config.lora_rank, config.lora_alpha,
                        config.lora_dropout)
     data = load_finetune_data(config.dataset, config.train_data, config.context_length,
-                              config.horizon, config.eval_stride)
+                              config.horizon, config.val_stride, config.test_stride)
     sampler = EpochShuffle(len(data.train), config.seed)
     # Its own generator: creating an iterator (as a resume does mid-epoch) must not draw from
     # the global RNG, which dropout and forecast sampling use.
@@ -146,7 +146,9 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
                 loss.detach().float()).mean().item(), "lr": scheduler.get_last_lr()[0],
                 "wall_s": meter.state()["wall_s"]}
             if position["step"] % config.eval_every == 0 or position["step"] == config.max_steps:
+                clock = Stopwatch()
                 row["val_mse"] = _errors(adapter, model, data.val, config, accelerator)["mse"]
+                meter.add_eval(clock.seconds())
                 stop = _early_stopping(position, row["val_mse"], config.patience)
                 if position["stale"] == 0:
                     _save_best(accelerator, model, out)
@@ -235,14 +237,15 @@ def _errors(adapter: ForecastAdapter, model: torch.nn.Module,
     for start in range(rank * config.batch_size, x_all.shape[0], world * config.batch_size):
         x = x_all[start : start + config.batch_size].to(accelerator.device)
         y = y_all[start : start + config.batch_size].to(accelerator.device)
-        error = adapter.point_forecast(model, x).float() - y
+        # With CRPS, the point forecast is the median of the same samples: one forward pass.
+        samples = adapter.sample_forecast(model, x, config.num_samples) if with_crps else None
+        point = adapter.point_forecast(model, x) if samples is None else samples.median(0).values
+        error = point.float() - y
         totals[0] += error.pow(2).sum()
         totals[1] += error.abs().sum()
         totals[3] += y.numel()
-        if with_crps:
-            samples = adapter.sample_forecast(model, x, config.num_samples)
-            if samples is not None:
-                totals[2] += sample_crps(samples.float(), y).sum()
+        if samples is not None:
+            totals[2] += sample_crps(samples.float(), y).sum()
     totals = accelerator.reduce(totals, reduction="sum")
     count = totals[3].item()
     result = {"mse": totals[0].item() / count, "mae": totals[1].item() / count}
@@ -265,6 +268,7 @@ def sample_crps(samples: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: FinetuneData,
             accelerator, meter: CostMeter, position: dict, out: Path) -> dict[str, Any]:
     accelerator.wait_for_everyone()
+    cost = meter.to_dict()  # the fine-tune's cost; the test evaluation below is not in it
     unwrapped = accelerator.unwrap_model(model)
     best = out / "best_model.safetensors"
     if best.exists():
@@ -285,7 +289,7 @@ def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: Finet
         "steps": position["step"],
         "batches_per_process": batches,
         "test": test,
-        "cost": meter.to_dict(),
+        "cost": cost,
         "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},
         "versions": package_versions(),
         "git": git_commit(),

@@ -35,7 +35,7 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
     """
     corpus = standin_corpus(eval_dataset)
     name = (f"{base.model}-{base.model_size}-without-{eval_dataset}-{base.context_length}x"
-            f"{base.horizon}-steps{base.max_steps}-seed{base.seed}")
+            f"{base.horizon}-steps{base.max_steps}-lr{base.learning_rate:g}-seed{base.seed}")
     folder = (cache or cache_root() / "standin") / name
     if (folder / STANDIN_FILE).exists():
         log.info("stand-in %s from the cache", folder)

@@ -22,7 +22,7 @@ from hdt_finetune.finetune.finetune_loop import run_finetune  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "patchtst_etth.py"
 ARGS = ["model.init=random", "model_size=tiny", "horizon=24", "max_steps=6", "eval_every=3",
-        "save_every=3", "eval_stride=40"]
+        "save_every=3", "val_stride=40", "test_stride=40"]
 
 
 def test_two_processes_train_together_and_match_one(tmp_path, shared_data_dir):

@@ -19,7 +19,7 @@ from hdt_finetune.finetune.patchtst_adapter import PatchTSTAdapter  # noqa: E402
 from hdt_finetune.finetune.training_checkpoint import CheckpointError  # noqa: E402
 
 TINY = ["model=patchtst", "model.init=random", "model_size=tiny", "patch_size=16",
-        "context_length=96", "horizon=24", "eval_stride=40", "learning_rate=1e-3",
+        "context_length=96", "horizon=24", "val_stride=40", "test_stride=40", "learning_rate=1e-3",
         "batch_size=16", "warmup_steps=2"]
 
 
@@ -42,7 +42,8 @@ def periodic_csv(tmp_path):
 
 def test_loss_falls_and_the_record_holds_the_cost(tmp_path, periodic_csv):
     record = run_finetune(config(tmp_path, "max_steps=60", "eval_every=20", "save_every=60",
-                                 f"dataset={periodic_csv}", "eval_stride=5", "learning_rate=1e-2"))
+                                 f"dataset={periodic_csv}", "val_stride=5", "test_stride=5",
+                                 "learning_rate=1e-2"))
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
             .splitlines()]
     losses = [r["train_loss"] for r in rows]
@@ -54,6 +55,9 @@ def test_loss_falls_and_the_record_holds_the_cost(tmp_path, periodic_csv):
     assert cost["tokens"] == cost["samples"] * 6  # 96 / 16 patches a window
     assert cost["flops"] == 6 * cost["n_parameters"] * cost["tokens"]  # full fine-tune
     assert cost["processes"] == 1 and cost["peak_rss_mb"] > 0
+    # validation (3 passes) is timed apart from the training steps; the test pass is in neither
+    assert 0 < cost["eval_s"] < cost["wall_s"]
+    assert cost["train_s"] == pytest.approx(cost["wall_s"] - cost["eval_s"])
     assert json.loads((tmp_path / "run" / "record.json").read_text())["steps"] == 60
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
 

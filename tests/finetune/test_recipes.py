@@ -15,7 +15,7 @@ pytest.importorskip("accelerate")
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TINY = ["model.init=random", "model_size=tiny", "train_data=full", "max_steps=2",
-        "eval_every=2", "save_every=2", "eval_stride=400", "num_samples=5"]
+        "eval_every=2", "save_every=2", "val_stride=400", "test_stride=400", "num_samples=5"]
 
 
 @pytest.mark.parametrize("recipe", ["moirai_etth.py", "moirai_etth_lora.py", "patchtst_etth.py"])
@@ -51,7 +51,7 @@ def test_tiny_moirai_loss_falls_in_the_loop(tmp_path):
     record = run_finetune(FinetuneConfig.from_overrides([
         "model=moirai", "model_size=tiny", "model.init=random", f"dataset={csv}",
         "context_length=64", "horizon=32", "patch_size=16", "max_steps=40", "eval_every=40",
-        "save_every=40", "eval_stride=10", "learning_rate=3e-3", "batch_size=16",
+        "save_every=40", "val_stride=10", "test_stride=10", "learning_rate=3e-3", "batch_size=16",
         "num_samples=10", f"out={tmp_path / 'run'}"]))
     losses = [json.loads(line)["train_loss"]
               for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

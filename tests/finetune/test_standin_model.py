@@ -22,7 +22,8 @@ def test_corpus_leaves_out_the_evaluated_dataset():
 def test_standin_is_built_once_and_loads_as_a_folder(tmp_path, shared_data_dir):
     base = FinetuneConfig.from_overrides([
         "model=moirai", "model_size=tiny", "max_steps=2", "eval_every=2", "save_every=2",
-        "eval_stride=400", "num_samples=5", "batch_size=8", f"out={tmp_path / 'unused'}"])
+        "val_stride=400", "test_stride=400", "num_samples=5", "batch_size=8",
+        f"out={tmp_path / 'unused'}"])
     folder = build_standin("ETTh1", base, cache=tmp_path / "standin")
     info = json.loads((folder / "standin.json").read_text())
     assert "ETTh1" not in info["corpus"]["parts"] and "generated" in info["corpus"]["parts"]
