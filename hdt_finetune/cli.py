@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hdt_finetune.corpus.corpus_distillation import CORPUS_METHODS
 from hdt_finetune.data.data_cache import DatasetUnavailableError
 from hdt_finetune.data.dataset_registry import DATASETS
 from hdt_finetune.data.table_loading import RepairPolicy
@@ -90,6 +91,31 @@ def build_parser() -> argparse.ArgumentParser:
                           "of selecting on the real validation split")
     evaluate.add_argument("--json", type=Path, help="write the results here")
 
+    corpus = commands.add_parser(
+        "distill-corpus", help="distil a corpus larger than memory (one or many processes)",
+        description="Stream a corpus once and distil it. Many processes: `accelerate launch` "
+                    "or, on CPUs, ACCELERATE_USE_CPU=true torchrun --nproc_per_node N -m "
+                    "hdt_finetune.cli distill-corpus ...")
+    corpus.add_argument("--corpus", required=True,
+                        help="a folder of CSV/Parquet files, a saved Hugging Face dataset "
+                             "(uni2ts/LOTSA layout), a folder of those, or hf://owner/name")
+    corpus.add_argument("--method", default="hdt", choices=CORPUS_METHODS)
+    corpus.add_argument("--length", type=int, default=384, help="synthetic length M")
+    corpus.add_argument("--channels", type=int, default=8, help="synthetic series to make")
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--out", type=Path, required=True, help="folder to write")
+    corpus.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    corpus.add_argument("--chunk-rows", type=int, default=100_000,
+                        help="rows read at a time from each file")
+    corpus.add_argument("--window-reservoir", type=int, default=65_536,
+                        help="training windows sampled for the experts")
+    corpus.add_argument("--pool-size", type=int, default=2_048,
+                        help="real length-M subsequences sampled for harmonic selection")
+    corpus.add_argument("--context-length", type=int, default=96)
+    corpus.add_argument("--set", dest="settings", action="append", default=[],
+                        metavar="KEY=VALUE", help="a distillation setting, as for `distill`")
+    corpus.add_argument("--quiet", action="store_true", help="no progress bars")
+
     commands.add_parser("datasets", help="list the known datasets and where they are cached")
     return parser
 
@@ -106,6 +132,20 @@ def _run_distill(args: argparse.Namespace) -> None:
         dataset=args.dataset, method=args.method, out=args.out, length=args.length,
         seed=args.seed, overwrite=args.overwrite, settings=settings, repair=_repair(args),
         date_column=args.date_column, columns=_columns(args), show_progress=not args.quiet))
+    print(out)
+
+
+def _run_distill_corpus(args: argparse.Namespace) -> None:
+    from hdt_finetune.corpus import CorpusDistillConfig, distill_corpus
+    from hdt_finetune.distill.settings import DistillSettings, with_overrides
+
+    settings = with_overrides(DistillSettings(context_length=args.context_length),
+                              args.settings)
+    out = distill_corpus(CorpusDistillConfig(
+        corpus=args.corpus, out=args.out, method=args.method, length=args.length,
+        channels=args.channels, seed=args.seed, chunk_rows=args.chunk_rows,
+        window_reservoir=args.window_reservoir, pool_size=args.pool_size, settings=settings,
+        overwrite=args.overwrite, show_progress=not args.quiet))
     print(out)
 
 
@@ -144,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             _run_distill(args)
         elif args.command == "evaluate":
             _run_evaluate(args)
+        elif args.command == "distill-corpus":
+            _run_distill_corpus(args)
         else:
             _run_datasets()
     except (ValueError, FileExistsError, DatasetUnavailableError, CheckpointError,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -104,28 +104,49 @@ def train_experts(
     seed: int,
     show_progress: bool = True,
 ) -> torch.Tensor:
-    """Train `n_experts` DLinear models with SGD; return their parameters at the start and
-    after every `snapshot_steps` steps. Batches come from a fresh permutation every epoch."""
+    """Train `n_experts` DLinear models with SGD on the windows of `train`; return their
+    parameters at the start and after every `snapshot_steps` steps."""
     generator = torch.Generator().manual_seed(seed)
     if settings.filter_segment is not None:
         train = filter_in_segments(train, settings.filter_segment, settings.filter_k)
     x_all, y_all = windows_of(train, backbone.context_length, backbone.horizon)
+    return sgd_trajectories(x_all, y_all, backbone, settings, generator, generator,
+                            settings.batch_size, show_progress=show_progress)
+
+
+def sgd_trajectories(
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    backbone: DLinearConfig,
+    settings: ExpertSettings,
+    init_generator: torch.Generator,
+    batch_generator: torch.Generator,
+    batch_size: int,
+    reduce: Callable[[list[torch.Tensor]], None] | None = None,
+    show_progress: bool = True,
+) -> torch.Tensor:
+    """The experts' SGD on windows ([n, L, C], [n, H, C]); batches come from a fresh
+    permutation every epoch. Data-parallel: every process passes the same `init_generator`,
+    its own windows and `batch_generator`, and a `reduce` that averages the gradient across
+    processes in place, so all processes hold the same experts."""
     n = x_all.shape[0]
     runs = []
     bar = tqdm(total=settings.n_experts * settings.snapshots, desc="expert snapshots",
                disable=not show_progress, leave=False)
     for _ in range(settings.n_experts):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=init_generator)))
         model = FlatModel(DLinear(backbone))
         flat = model.initial_vector()
         snapshots = [flat.clone()]
-        batches = _epoch_batches(n, settings.batch_size, generator)
+        batches = _epoch_batches(n, batch_size, batch_generator)
         for _snapshot in range(settings.snapshots):
             for _step in range(settings.snapshot_steps):
                 index = next(batches)
                 flat = flat.detach().requires_grad_(True)
                 loss = torch.nn.functional.mse_loss(model(flat, x_all[index]), y_all[index])
                 (grad,) = torch.autograd.grad(loss, flat)
+                if reduce is not None:
+                    reduce([grad])
                 flat = flat.detach() - settings.learning_rate * grad
             snapshots.append(flat.detach().clone())
             bar.update()

@@ -38,3 +38,10 @@ def windows_of(series: torch.Tensor, context_length: int, horizon: int) -> tuple
     """Differentiable sliding windows of a [time, channel] series: ([n, L, C], [n, H, C])."""
     unfolded = series.unfold(0, context_length + horizon, 1).permute(0, 2, 1)
     return unfolded[:, :context_length], unfolded[:, context_length:]
+
+
+def normalise_windows(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale each window (context and target) by its context's mean and std, differentiably."""
+    mean = x.mean(dim=1, keepdim=True)
+    std = (x.var(dim=1, keepdim=True, unbiased=False) + 1e-8).sqrt()
+    return (x - mean) / std, (y - mean) / std

@@ -58,6 +58,9 @@ class DistillSettings:
     value_every: int = 20  # CondTSF: iterations between value-term updates
     value_beta: float = 0.2  # CondTSF: y <- (1 - beta) y + beta f_expert(x)
     gm_inner_steps: int = 10  # Base: matches per freshly drawn network
+    # Normalise every student window by its context's mean and std, as the experts' windows
+    # are when they come from a corpus of mixed scales (hdt distill-corpus turns this on).
+    window_norm: bool = False
     checkpoint_every: int = 50
     experts: ExpertSettings = field(default_factory=ExpertSettings)
 

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 
 from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, load_or_train_experts
-from hdt_finetune.distill.flat_params import FlatModel, windows_of
+from hdt_finetune.distill.flat_params import FlatModel, normalise_windows, windows_of
 from hdt_finetune.distill.outcome import DistillOutcome, MethodInputs
 from hdt_finetune.distill.settings import (
     SWITCHES,
@@ -75,20 +76,9 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
         state.resume_from(checkpoint_dir / CHECKPOINT, fingerprint)
     student = FlatModel(DLinear(DLinearConfig(settings.context_length, settings.horizon,
                                               real.shape[1])))
-    history: list[dict[str, float]] = []
-    bar = tqdm(total=settings.iterations, initial=state.iteration, desc=f"distill {method}",
-               disable=not show_progress)
-    while state.iteration < settings.iterations:
-        terms = state.step(real, buffer, student)
-        history.append(terms)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in terms.items()})
-        bar.update()
-        if checkpoint_dir is not None and (
-            state.iteration % settings.checkpoint_every == 0
-            or state.iteration == settings.iterations
-        ):
-            state.save(checkpoint_dir / CHECKPOINT, fingerprint)
-    bar.close()
+    checkpoint = None if checkpoint_dir is None else checkpoint_dir / CHECKPOINT
+    history = iterate(state, real, buffer, student, checkpoint, fingerprint,
+                      f"distill {method}", show_progress)
     values = state.series().detach().numpy().astype(np.float32)
     info = {
         "switches": dataclasses.asdict(switches),
@@ -100,6 +90,27 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
         "loop_wall_s": clock.seconds(),
     }
     return DistillOutcome(values=values, info=info)
+
+
+def iterate(state: _DistillState, real: torch.Tensor | SubsequencePool,
+            buffer: ExpertBuffer | None, student: FlatModel, checkpoint: Path | None,
+            fingerprint: str, desc: str, show_progress: bool) -> list[dict[str, float]]:
+    """Run the remaining iterations with a progress bar of the loss terms, checkpointing every
+    `checkpoint_every` iterations and at the end; returns the loss terms of each."""
+    settings = state.settings
+    history: list[dict[str, float]] = []
+    bar = tqdm(total=settings.iterations, initial=state.iteration, desc=desc,
+               disable=not show_progress)
+    while state.iteration < settings.iterations:
+        terms = state.step(real, buffer, student)
+        history.append(terms)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in terms.items()})
+        bar.update()
+        if checkpoint is not None and (state.iteration % settings.checkpoint_every == 0
+                                       or state.iteration == settings.iterations):
+            state.save(checkpoint, fingerprint)
+    bar.close()
+    return history
 
 
 def _experts(
@@ -141,6 +152,8 @@ class _DistillState:
         self.lr_optimizer = torch.optim.Adam([self.log_lr], lr=settings.student_lr_lr)
         self.generator = generator
         self.iteration = 0
+        # Data-parallel distillation: averages the gradients across processes in place.
+        self.reduce: Callable[[list[torch.Tensor]], None] | None = None
 
     @classmethod
     def start(cls, switches: MethodSwitches, real: torch.Tensor, length: int, seed: int,
@@ -192,6 +205,9 @@ class _DistillState:
         self.data_optimizer.zero_grad(set_to_none=True)
         self.lr_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.reduce is not None:
+            self.reduce([self.param.grad, *([self.log_lr.grad] if self.switches.
+                                             trajectory_matching else [])])
         self.data_optimizer.step()
         if self.switches.trajectory_matching:
             self.lr_optimizer.step()
@@ -209,7 +225,12 @@ class _DistillState:
         start = buffer.trajectories[expert, first]
         target = buffer.trajectories[expert, first + s.expert_snapshots]
         x, y = windows_of(signal, s.context_length, s.horizon)
-        lr = self.log_lr.exp()
+        if s.window_norm:
+            x, y = normalise_windows(x, y)
+        # Never above the stability limit of SGD on these windows: beyond it the student
+        # diverges, the matching loss spikes by orders of magnitude and its gradient inflates
+        # the synthetic data (what made MTT's ETTm2 sets worse than Random).
+        lr = torch.clamp(self.log_lr.exp(), max=stable_student_lr(x.detach(), s.horizon))
         flat = start.clone().requires_grad_(True)
         for _ in range(s.student_steps):
             index = torch.randperm(x.shape[0], generator=self.generator)[: s.student_batch]
@@ -277,8 +298,44 @@ class _DistillState:
         log.info("resumed distillation from %s at iteration %d", path, self.iteration)
 
 
-def initial_series(real: torch.Tensor, length: int, init: str,
+def stable_student_lr(x: torch.Tensor, horizon: int) -> float:
+    """Half the largest stable SGD step of a linear map from these contexts ([n, L, C]) to
+    `horizon` outputs under the mean squared error: the loss' Hessian for each output row is
+    (2 / horizon) E[x x^T], and gradient descent is stable below 2 / its largest eigenvalue.
+    DLinear is two such maps (seasonal and trend parts), hence the margin of a half."""
+    contexts = x.permute(0, 2, 1).reshape(-1, x.shape[1])
+    second_moment = contexts.T @ contexts / contexts.shape[0]
+    if not torch.isfinite(second_moment).all():
+        return math.inf  # the data itself diverged; the loss check below reports it
+    largest = float(torch.linalg.eigvalsh(second_moment.double())[-1])
+    return horizon / (2 * max(largest, 1e-12))
+
+
+class SubsequencePool:
+    """Real subsequences of length M gathered from a corpus ([P, M], each standardised); a
+    draw gives `n_channels` of them as the columns of one [M, n_channels] sample."""
+
+    def __init__(self, subsequences: torch.Tensor, n_channels: int) -> None:
+        if subsequences.shape[0] == 0:
+            raise ValueError("the corpus gave no real subsequence of the synthetic length; "
+                             "use a shorter --length or a corpus with longer series")
+        self.subsequences, self.n_channels = subsequences, n_channels
+
+    def draw(self, length: int, generator: torch.Generator) -> torch.Tensor:
+        if length != self.subsequences.shape[1]:
+            raise ValueError(f"the pool holds length {self.subsequences.shape[1]}, "
+                             f"asked for {length}")
+        rows = torch.randint(0, self.subsequences.shape[0], (self.n_channels,),
+                             generator=generator)
+        return self.subsequences[rows].T.contiguous()
+
+
+def initial_series(real: torch.Tensor | SubsequencePool, length: int, init: str,
                    generator: torch.Generator, top_k: int) -> torch.Tensor:
+    if isinstance(real, SubsequencePool) and init in ("aligned", "noise"):
+        if init == "aligned":
+            raise ValueError("init=aligned needs one multivariate series, not a corpus")
+        return torch.randn(length, real.n_channels, generator=generator)
     if init == "real":
         return real_subsequences(real, length, generator)
     if init == "harmonic":  # a real subsequence reduced to its own top-k harmonics
@@ -290,8 +347,11 @@ def initial_series(real: torch.Tensor, length: int, init: str,
     return torch.randn(length, real.shape[1], generator=generator)
 
 
-def real_subsequences(real: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
+def real_subsequences(real: torch.Tensor | SubsequencePool, length: int,
+                      generator: torch.Generator) -> torch.Tensor:
     """One random real subsequence of `length` rows per channel, channels drawn independently."""
+    if isinstance(real, SubsequencePool):
+        return real.draw(length, generator)
     n_rows, n_channels = real.shape
     starts = torch.randint(0, n_rows - length + 1, (n_channels,), generator=generator)
     return torch.stack([real[int(s) : int(s) + length, c] for c, s in enumerate(starts)], dim=1)

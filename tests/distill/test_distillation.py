@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hdt_finetune.backbones import DLinearConfig
+from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.distill.expert_buffer import (
     ExpertSettings,
     load_or_train_experts,
@@ -180,6 +180,39 @@ def test_expert_snapshots_are_a_fixed_number_of_steps_apart_whatever_the_data_si
 def test_a_diverging_distillation_stops_with_advice(tmp_path):
     from hdt_finetune.distill.trajectory_distillation import DistillationDivergedError
 
-    settings = dataclasses.replace(TINY, student_lr_init=1e6)
-    with pytest.raises(DistillationDivergedError, match="Lower student_lr_init"):
+    # A huge student learning rate is clamped to the stable step: no divergence.
+    METHODS["mtt"](inputs(tmp_path, dataclasses.replace(TINY, student_lr_init=1e6)))
+    # A huge step on the synthetic data itself still ends the run, with advice.
+    settings = dataclasses.replace(TINY, data_lr=1e30)
+    with pytest.raises(DistillationDivergedError, match="Lower student_lr_init or data_lr"):
         METHODS["mtt"](inputs(tmp_path, settings))
+
+
+def test_the_student_step_stays_below_the_stability_limit():
+    """A synthetic set of large, smooth values makes plain SGD at the learned rate diverge;
+    the clamp keeps the student's quadratic stable: its loss never grows over the steps."""
+    from hdt_finetune.distill.flat_params import FlatModel, windows_of
+    from hdt_finetune.distill.trajectory_distillation import stable_student_lr
+
+    t = torch.arange(400, dtype=torch.float32)[:, None]
+    series = 5.0 + torch.sin(2 * torch.pi * t / 50)  # mean 5: E[x x^T] has a large eigenvalue
+    x, y = windows_of(series, 24, 12)
+    lr = stable_student_lr(x, 12)
+    assert lr < 0.05  # far below the default start (0.665)
+    student = FlatModel(DLinear(DLinearConfig(24, 12, 1)))
+    flat = student.initial_vector()
+    losses = []
+    for _ in range(30):
+        flat = flat.detach().requires_grad_(True)
+        loss = torch.nn.functional.mse_loss(student(flat, x), y)
+        (grad,) = torch.autograd.grad(loss, flat)
+        flat = flat - lr * grad
+        losses.append(float(loss))
+    assert all(b <= a * 1.0001 for a, b in zip(losses, losses[1:], strict=False))
+    diverging = student.initial_vector()
+    for _ in range(30):
+        diverging = diverging.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(torch.nn.functional.mse_loss(student(diverging, x), y),
+                                      diverging)
+        diverging = diverging - 0.665 * grad
+    assert not torch.isfinite(diverging).all() or diverging.abs().max() > 1e6

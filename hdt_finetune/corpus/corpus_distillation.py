@@ -1,0 +1,285 @@
+"""`hdt distill-corpus`: distil a corpus larger than memory, in one or many processes.
+
+1. One streaming pass per process over its share of the series (`streaming_pass`): the
+   scaler, a uniform sample of training windows, a pool of real length-M subsequences.
+2. Experts: DLinear trained by data-parallel SGD on the sampled windows, each process
+   drawing its part of every batch from its own sample, gradients averaged, so every
+   process holds the same expert trajectories. For HDT the windows are cut from the pool's
+   subsequences filtered to their top-k harmonics (see `_filtered_windows`).
+3. Trajectory matching as for one dataset (`trajectory_distillation`), with the pool as
+   the real side and every window normalised by its context. All processes start from the
+   main process' initial set; each draws its own experts, starts and real subsequences;
+   the gradients of the set and of the student learning rate are averaged.
+
+Cost grows with the corpus only in step 1 (linear: each point is read once); memory is
+bounded by the sample sizes, the synthetic set and the expert state. The pass, the experts
+and the matching state are checkpointed per process beside the output, so a killed run
+resumes without reading the corpus again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from hdt_finetune.atomic_files import atomic_directory
+from hdt_finetune.backbones import DLinear, DLinearConfig
+from hdt_finetune.corpus.corpus_reader import open_corpus
+from hdt_finetune.corpus.process_group import ProcessGroup
+from hdt_finetune.corpus.streaming_pass import Moments, PassSettings, stream_corpus
+from hdt_finetune.distill.expert_buffer import ExpertBuffer, sgd_trajectories
+from hdt_finetune.distill.flat_params import FlatModel, normalise_windows
+from hdt_finetune.distill.settings import SWITCHES, DistillSettings
+from hdt_finetune.distill.spectral import harmonic_filter, to_spectrum, top_k_mask
+from hdt_finetune.distill.trajectory_distillation import (
+    CHECKPOINT,
+    CheckpointError,
+    SubsequencePool,
+    _DistillState,
+    iterate,
+)
+from hdt_finetune.provenance import Stopwatch, git_commit, package_versions, peak_rss_mb
+from hdt_finetune.synthetic import write_synthetic_set
+
+log = logging.getLogger(__name__)
+
+CORPUS_METHODS = ("hdt", "mtt", "hdt_freq", "random")
+
+
+@dataclass(frozen=True)
+class CorpusDistillConfig:
+    corpus: str  # a folder of CSV/Parquet files, a saved dataset (folder), or hf://owner/name
+    out: Path
+    method: str = "hdt"
+    length: int = 384  # M
+    channels: int = 8  # synthetic series of length M
+    seed: int = 0
+    chunk_rows: int = 100_000
+    window_reservoir: int = 65_536
+    pool_size: int = 2_048
+    freq: str = "h"  # written into the set; a corpus mixes frequencies, so ours is nominal
+    settings: DistillSettings = field(default_factory=DistillSettings)
+    overwrite: bool = False
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in CORPUS_METHODS:
+            raise ValueError(f"method {self.method!r} is not available for corpora; choose "
+                             f"from {', '.join(CORPUS_METHODS)} (CondTSF's value term and "
+                             "gradient matching need the whole series in memory)")
+        for name in ("length", "channels", "chunk_rows", "window_reservoir", "pool_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        window = self.settings.context_length + self.settings.horizon
+        if self.length < window:
+            raise ValueError(f"length {self.length} is shorter than one window ({window})")
+        if Path(self.out).exists() and not self.overwrite:
+            raise FileExistsError(f"{self.out} already exists; choose another --out or pass "
+                                  "--overwrite")
+        # Corpus windows carry their own scale; the student's must too.
+        object.__setattr__(self, "settings",
+                           dataclasses.replace(self.settings, window_norm=True))
+        object.__setattr__(self, "out", Path(self.out))
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out.parent / f".{self.out.name}.checkpoint"
+
+
+@dataclass
+class _RealSide:
+    """What one process keeps from the pass and the experts (and checkpoints)."""
+
+    pool: torch.Tensor  # [P, M]
+    trajectories: torch.Tensor | None  # [expert, snapshot + 1, parameter]
+    moments: Moments
+    counts: dict[str, int]
+    pass_s: float
+    experts_s: float
+    source: dict
+
+
+def distill_corpus(config: CorpusDistillConfig, group: ProcessGroup | None = None) -> Path:
+    group = group or ProcessGroup.from_environment()
+    clock = Stopwatch()
+    folder = config.checkpoint_dir / f"rank{group.rank}-of-{group.world}"
+    fingerprint = _fingerprint(config, group.world)
+    real = _load_real_side(folder, fingerprint) or _build_real_side(config, group, folder,
+                                                                    fingerprint)
+    loop = Stopwatch()
+    switches = SWITCHES.get(config.method)
+    settings, length = config.settings, config.length
+    pool = SubsequencePool(real.pool, config.channels)
+    history: list[dict[str, float]] = []
+    if config.method == "random":
+        values = pool.draw(length, torch.Generator().manual_seed(config.seed))
+        group.broadcast_(values)
+        student_lr = None
+    else:
+        state = _DistillState.start(switches, pool, length, config.seed, settings)
+        group.broadcast_(state.param.data)  # one initial set for every process
+        if group.rank:  # then each process its own draws of experts, starts and real data
+            state.generator.manual_seed(config.seed + 7919 * group.rank)
+        state.resume_from(folder / CHECKPOINT, fingerprint)
+        state.reduce = group.mean_
+        buffer = ExpertBuffer(real.trajectories, real.experts_s, cached=False, key="corpus")
+        student = FlatModel(DLinear(DLinearConfig(settings.context_length, settings.horizon,
+                                                  config.channels)))
+        history = iterate(state, pool, buffer, student, folder / CHECKPOINT, fingerprint,
+                          f"distill corpus ({config.method})",
+                          config.show_progress and group.is_main)
+        values = state.series().detach()
+        student_lr = float(state.log_lr.detach().exp())
+    report = {"rank": group.rank, "pass_s": real.pass_s, "experts_s": real.experts_s,
+              "loop_s": loop.seconds(), "wall_s": clock.seconds(), "peak_rss_mb": peak_rss_mb(),
+              "points": real.counts["points"], "moments": asdict(real.moments),
+              "counts": real.counts}
+    reports = group.gather(report)
+    if group.is_main:
+        _write(config, values.numpy().astype(np.float32), reports, history, student_lr,
+               group.world, real.source)
+    group.barrier()
+    if group.is_main:
+        shutil.rmtree(config.checkpoint_dir, ignore_errors=True)
+    return config.out
+
+
+def _build_real_side(config: CorpusDistillConfig, group: ProcessGroup, folder: Path,
+                     fingerprint: str) -> _RealSide:
+    settings = config.settings
+    clock = Stopwatch()
+    reader = open_corpus(config.corpus, config.chunk_rows)
+    sample = stream_corpus(reader, PassSettings(settings.context_length, settings.horizon,
+                                                config.length, config.window_reservoir,
+                                                config.pool_size),
+                           config.seed, group.rank, group.world,
+                           config.show_progress and group.is_main)
+    pass_s = clock.seconds()
+    trajectories = None
+    if config.method != "random":
+        windows = torch.from_numpy(sample.windows.filled.copy())
+        shares = group.gather(windows.shape[0])
+        if min(shares) == 0:
+            raise ValueError(f"a process' share of the corpus holds no window of "
+                             f"{windows.shape[1]} points (windows per process: {shares}); "
+                             "use fewer processes or a corpus with more or longer series")
+        x = windows[:, : settings.context_length, None]
+        y = windows[:, settings.context_length :, None]
+        if SWITCHES[config.method].harmonics and settings.filter_experts:
+            x, y = _filtered_windows(torch.from_numpy(sample.pool.filled.copy()), settings,
+                                     windows.shape[0],
+                                     torch.Generator().manual_seed(config.seed + group.rank))
+        experts = settings.experts
+        trajectories = sgd_trajectories(
+            x, y, DLinearConfig(settings.context_length, settings.horizon, 1), experts,
+            torch.Generator().manual_seed(config.seed),
+            torch.Generator().manual_seed(config.seed * 1000 + group.rank + 1),
+            max(1, experts.batch_size // group.world), reduce=group.mean_,
+            show_progress=config.show_progress and group.is_main)
+    real = _RealSide(torch.from_numpy(sample.pool.filled.copy()), trajectories,
+                     sample.moments, sample.counts, pass_s, clock.seconds() - pass_s,
+                     reader.describe())
+    _save_real_side(folder, fingerprint, real)
+    return real
+
+
+def _filtered_windows(pool: torch.Tensor, settings: DistillSettings, count: int,
+                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """HDT's experts learn from harmonic-filtered data. As for one series (where the train
+    split is filtered in segments of length M), each real length-M subsequence of the pool
+    keeps its own top-k harmonics; `count` windows are then cut at random from the filtered
+    subsequences and normalised by their context, as the student's windows are. Windows
+    whose filtered context is flat are dropped: normalising them would blow them up."""
+    series = pool.T  # [M, P]
+    filtered = harmonic_filter(series, top_k_mask(to_spectrum(series), settings.top_k))
+    width = settings.context_length + settings.horizon
+    column = torch.randint(0, filtered.shape[1], (count,), generator=generator)
+    first = torch.randint(0, filtered.shape[0] - width + 1, (count,), generator=generator)
+    windows = filtered[first[:, None] + torch.arange(width), column[:, None]]  # [count, W]
+    x = windows[:, : settings.context_length, None]
+    y = windows[:, settings.context_length :, None]
+    keep = x.std(dim=(1, 2)) > 1e-3
+    return normalise_windows(x[keep], y[keep])
+
+
+def _save_real_side(folder: Path, fingerprint: str, real: _RealSide) -> None:
+    tensors = {"pool": real.pool.contiguous()}
+    if real.trajectories is not None:
+        tensors["trajectories"] = real.trajectories.contiguous()
+    with atomic_directory(folder / "real_side", overwrite=True) as tmp:
+        save_file(tensors, str(tmp / "tensors.safetensors"))
+        (tmp / "meta.json").write_text(json.dumps({
+            "fingerprint": fingerprint, "moments": asdict(real.moments),
+            "counts": real.counts, "pass_s": real.pass_s, "experts_s": real.experts_s,
+            "source": real.source}))
+
+
+def _load_real_side(folder: Path, fingerprint: str) -> _RealSide | None:
+    meta_path = folder / "real_side" / "meta.json"
+    if not meta_path.exists():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("fingerprint") != fingerprint:
+        raise CheckpointError(f"{folder} belongs to another run (other corpus, method, "
+                              "settings or process count); delete it or choose another --out")
+    tensors = load_file(str(folder / "real_side" / "tensors.safetensors"))
+    log.info("resuming from %s: the corpus is not read again", folder)
+    return _RealSide(tensors["pool"], tensors.get("trajectories"), Moments(**meta["moments"]),
+                     meta["counts"], meta["pass_s"], meta["experts_s"], meta["source"])
+
+
+def _fingerprint(config: CorpusDistillConfig, world: int) -> str:
+    payload = {k: str(v) for k, v in asdict(config).items()
+               if k not in ("out", "overwrite", "show_progress")}
+    payload["world"] = world
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _write(config: CorpusDistillConfig, values: np.ndarray, reports: list[dict],
+           history: list[dict], student_lr: float | None, world: int, source: dict) -> None:
+    moments = Moments()
+    for report in reports:
+        moments.merge(Moments(**report["moments"]))
+    counts = {key: sum(r["counts"][key] for r in reports) for key in reports[0]["counts"]}
+    if counts["windows_skipped"]:
+        log.warning("skipped %d windows holding non-finite values or a constant context",
+                    counts["windows_skipped"])
+    wall = max(r["wall_s"] for r in reports)
+    manifest = {
+        "method": config.method,
+        "settings": {"length": config.length, "channels": config.channels,
+                     "chunk_rows": config.chunk_rows,
+                     "window_reservoir": config.window_reservoir,
+                     "pool_size": config.pool_size, **asdict(config.settings)},
+        "seed": config.seed,
+        "source": {"corpus": config.corpus, **source},
+        # Points of all processes; the set itself is in per-window normalised units.
+        "scaler": {"mean": moments.mean, "std": moments.std, "count": moments.count},
+        "corpus_counts": counts,
+        "method_info": {"student_lr": student_lr, "loss_curve": history},
+        "versions": package_versions(),
+        "git": git_commit(),
+        "cost": {
+            "wall_s": wall, "processes": world,
+            "peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in reports),
+            "per_process": [{k: r[k] for k in ("rank", "pass_s", "experts_s", "loop_s",
+                                                "wall_s", "peak_rss_mb", "points")}
+                            | {"points_per_s": r["points"] / max(r["pass_s"], 1e-9)}
+                            for r in reports],
+        },
+    }
+    columns = [f"synthetic_{i}" for i in range(values.shape[1])]
+    write_synthetic_set(config.out, values, columns, config.freq,
+                        pd.Timestamp("2000-01-01"), manifest, overwrite=config.overwrite)
+    log.info("wrote %s (%s, %d steps x %d series, %d processes, %.0f s)", config.out,
+             config.method, values.shape[0], values.shape[1], world, wall)

@@ -1,0 +1,172 @@
+"""One streaming pass over a corpus: everything distillation needs from the real side, in
+memory bounded by settings, never by the corpus.
+
+- Statistics: count, mean and variance of every finite point (Welford, merged exactly across
+  chunks and processes): the corpus scaler, recorded in the manifest.
+- A uniform sample of training windows (reservoir sampling, `window_reservoir` of them), each
+  normalised by its own context's mean and std. A corpus mixes series of any scale, so the
+  windows carry their own scale (as RevIN and Moirai do) instead of one global scaler, which
+  one pass could not apply to points read before it was known. The experts train on these.
+- A uniform sample of length-M subsequences (`pool_size`), each standardised: the pool that
+  harmonic selection and initialisation draw real subsequences from.
+
+Windows or subsequences holding a non-finite value, and windows whose context is constant,
+are skipped and counted; series shorter than a window contribute none and are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from hdt_finetune.corpus.corpus_reader import CorpusReader
+
+
+@dataclass(frozen=True)
+class PassSettings:
+    context_length: int = 96
+    horizon: int = 96
+    length: int = 384  # M: the pool's subsequence length
+    window_reservoir: int = 65_536  # windows kept for the experts (~50 MB at 96 -> 96)
+    pool_size: int = 2_048  # real subsequences kept for harmonic selection
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+@dataclass
+class Moments:
+    """Welford's count, mean and sum of squared deviations; `merge` is exact (Chan et al.)."""
+
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size:
+            self.merge(Moments(values.size, float(values.mean()),
+                               float(((values - values.mean()) ** 2).sum())))
+
+    def merge(self, other: Moments) -> None:
+        total = self.count + other.count
+        if total == 0:
+            return
+        delta = other.mean - self.mean
+        self.m2 += other.m2 + delta * delta * self.count * other.count / total
+        self.mean += delta * other.count / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.count)) if self.count else 0.0
+
+
+@dataclass
+class Reservoir:
+    """A uniform sample of `capacity` items from a stream of unknown length (Algorithm R),
+    vectorised per chunk: item i replaces slot j ~ U{0..i} when j < capacity."""
+
+    capacity: int
+    width: int
+    items: np.ndarray = field(init=False)
+    seen: int = 0
+
+    def __post_init__(self) -> None:
+        self.items = np.zeros((self.capacity, self.width), dtype=np.float32)
+
+    @property
+    def filled(self) -> np.ndarray:
+        return self.items[: min(self.seen, self.capacity)]
+
+    def offer(self, n_items: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Decide for the next `n_items`; returns (chosen item numbers 0..n_items-1, their
+        slots). The caller materialises only the chosen items."""
+        index = self.seen + np.arange(n_items)
+        slots = np.where(index < self.capacity, index,
+                         (rng.random(n_items) * (index + 1)).astype(np.int64))
+        chosen = np.flatnonzero(slots < self.capacity)
+        self.seen += n_items
+        # A later item that lands on the same slot wins, as in the sequential algorithm.
+        last = np.unique(slots[chosen][::-1], return_index=True)[1]
+        chosen = chosen[::-1][last]
+        return chosen, slots[chosen]
+
+
+@dataclass
+class CorpusSample:
+    moments: Moments
+    windows: Reservoir
+    pool: Reservoir
+    counts: dict[str, int]
+
+
+def stream_corpus(reader: CorpusReader, settings: PassSettings, seed: int, rank: int = 0,
+                  world: int = 1, show_progress: bool = True) -> CorpusSample:
+    """Read this process' share of the corpus once; see the module docstring."""
+    rng = np.random.default_rng([seed, rank])
+    window = settings.context_length + settings.horizon
+    moments = Moments()
+    windows = Reservoir(settings.window_reservoir, window)
+    pool = Reservoir(settings.pool_size, settings.length)
+    counts = {"series": 0, "points": 0, "short_series": 0, "windows": 0,
+              "windows_skipped": 0, "subsequences": 0}
+    keep = max(window, settings.length) - 1
+    tails: dict[int, np.ndarray] = {}
+    lengths: dict[int, int] = {}
+    bar = tqdm(desc=f"corpus pass (process {rank})", unit=" points", unit_scale=True,
+               disable=not show_progress)
+    for chunk in reader.chunks(rank, world):
+        tail = tails.pop(chunk.series, np.empty(0))
+        buffer = np.concatenate([tail, chunk.values])
+        finite = np.isfinite(chunk.values)
+        moments.add(chunk.values[finite])
+        counts["points"] += chunk.values.size
+        lengths[chunk.series] = lengths.get(chunk.series, 0) + chunk.values.size
+        bar.update(chunk.values.size)
+        counts["windows_skipped"] += _sample(buffer, tail.size, window, windows, rng,
+                                             settings.context_length)
+        _sample(buffer, tail.size, settings.length, pool, rng, None)
+        if chunk.last:
+            counts["series"] += 1
+            counts["short_series"] += lengths.pop(chunk.series) < window
+        else:
+            tails[chunk.series] = buffer[-keep:] if keep else np.empty(0)
+    bar.close()
+    counts["windows"] = windows.seen
+    counts["subsequences"] = pool.seen
+    return CorpusSample(moments, windows, pool, counts)
+
+
+def _sample(buffer: np.ndarray, tail: int, width: int, reservoir: Reservoir,
+            rng: np.random.Generator, context: int | None) -> int:
+    """Offer the valid new spans of `width` in `buffer` (those ending past the carried-over
+    `tail`) to the reservoir; store the chosen ones normalised. Returns the spans skipped.
+
+    `context` None: standardise each span by itself (pool subsequences); else by the mean and
+    std of its first `context` points (training windows)."""
+    starts = np.arange(max(0, tail - width + 1), buffer.size - width + 1)
+    if starts.size == 0:
+        return 0
+    bad = np.concatenate([[0], np.cumsum(~np.isfinite(buffer))])
+    finite = bad[starts + width] == bad[starts]
+    span = context or width
+    clean = np.where(np.isfinite(buffer), buffer, 0.0)
+    centred = clean - clean.mean() if clean.size else clean
+    sums = np.concatenate([[0.0], np.cumsum(centred)])
+    squares = np.concatenate([[0.0], np.cumsum(centred**2)])
+    mean = (sums[starts + span] - sums[starts]) / span
+    var = (squares[starts + span] - squares[starts]) / span - mean**2
+    valid = finite & (var > 1e-12 * (1.0 + mean**2))
+    starts = starts[valid]
+    chosen, slots = reservoir.offer(starts.size, rng)
+    if chosen.size:
+        spans = buffer[starts[chosen, None] + np.arange(width)]
+        head = spans[:, :span]
+        scale = np.maximum(head.std(axis=1, keepdims=True), 1e-12)
+        reservoir.items[slots] = ((spans - head.mean(axis=1, keepdims=True)) / scale
+                                  ).astype(np.float32)
+    return int((~valid).sum())
