@@ -1,0 +1,191 @@
+"""Distilling generated corpora of growing size: time, peak memory, processes, quality.
+
+    python benchmarks/corpus_scaling.py run [--sizes 1e6,1e7,1e8] [--two-processes 1e7]
+    python benchmarks/corpus_scaling.py report
+
+Corpora (written once to runs/corpora/, not committed) come from
+`hdt_finetune.corpus.generated_corpus`: series of 100k points, ten to a Parquet file, with
+mixed periodicities, trends and AR noise. Each size is distilled by `hdt distill-corpus` in
+a fresh process (two under torchrun for the sizes in --two-processes), so its peak RSS is
+its own. Quality: DLinear trained on the HDT set and on a Random set from the same corpus
+(a uniform sample of real subsequences), tested on windows of a held-back corpus from the
+same generator, every window normalised by its context.
+
+One JSON record per run in results/corpus_scaling/records/; the report and
+results/scaling_summary.json (one row per run, plus the fitted log-log slope of time
+against points) are generated from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results" / "corpus_scaling"
+SUMMARY = ROOT / "results" / "scaling_summary.json"
+CORPORA = ROOT.parent / "runs" / "corpora"
+SETS = ROOT.parent / "runs" / "corpus_sets"
+HELD_BACK_POINTS = 1_000_000
+DISTILL_ARGS = ["--length", "384", "--channels", "8", "--quiet"]
+QUALITY_STEPS = 1500
+
+
+def corpus(points: int, seed: int = 0) -> Path:
+    from hdt_finetune.corpus.generated_corpus import write_generated_corpus
+
+    folder = CORPORA / f"points_{points:.0e}_seed{seed}"
+    if not folder.exists():
+        print(f"generating {folder.name}", flush=True)
+        write_generated_corpus(folder, points, seed=seed)
+    return folder
+
+
+def distil(points: int, method: str, processes: int) -> Path:
+    """Distil in fresh process(es); returns the set folder (reused if present)."""
+    out = SETS / f"{method}_points{points:.0e}_procs{processes}"
+    if out.exists():
+        return out
+    command = ["-m", "hdt_finetune.cli", "distill-corpus", "--corpus", str(corpus(points)),
+               "--method", method, "--out", str(out), *DISTILL_ARGS]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if processes == 1:
+        launch = [sys.executable]
+    else:  # CPU processes joined by Accelerate (gloo); `accelerate launch` on GPUs
+        env["ACCELERATE_USE_CPU"] = "true"
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                  f"--nproc_per_node={processes}"]
+    subprocess.run(launch + command, env=env, check=True)
+    return out
+
+
+def quality(folder: Path, seed: int = 0) -> dict:
+    """DLinear trained on the set's windows, tested on held-back windows (context-normed)."""
+    import numpy as np
+    import torch
+
+    from hdt_finetune.backbones import DLinear, DLinearConfig
+    from hdt_finetune.corpus import open_corpus
+    from hdt_finetune.corpus.streaming_pass import PassSettings, stream_corpus
+    from hdt_finetune.distill.flat_params import normalise_windows, windows_of
+    from hdt_finetune.synthetic import read_synthetic_set
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    values = torch.as_tensor(read_synthetic_set(folder).values)
+    x, y = normalise_windows(*windows_of(values, 96, 96))
+    x = x.permute(0, 2, 1).reshape(-1, 96, 1)
+    y = y.permute(0, 2, 1).reshape(-1, 96, 1)
+    held = stream_corpus(open_corpus(corpus(HELD_BACK_POINTS, seed=1)),
+                         PassSettings(96, 96, 384, 20_000, 1), seed=0, show_progress=False)
+    test = torch.from_numpy(held.windows.filled.copy())[:, :, None]
+    model = DLinear(DLinearConfig(96, 96, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(QUALITY_STEPS):
+        index = torch.randint(0, x.shape[0], (64,), generator=generator)
+        loss = torch.nn.functional.mse_loss(model(x[index]), y[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        error = model(test[:, :96]) - test[:, 96:]
+    return {"test_mse": float(error.pow(2).mean()), "test_mae": float(error.abs().mean()),
+            "test_windows": int(test.shape[0]), "train_windows": int(x.shape[0]),
+            "steps": QUALITY_STEPS, "seed": seed, "mse_naive_last_value": float(
+                np.mean((test[:, 95:96] - test[:, 96:]).numpy() ** 2))}
+
+
+def record(points: int, processes: int) -> None:
+    from hdt_finetune.atomic_files import atomic_write_json
+    from hdt_finetune.provenance import git_commit, machine, package_versions
+
+    path = RESULTS / "records" / f"points{points:.0e}_procs{processes}.json"
+    if path.exists():
+        return
+    hdt = distil(points, "hdt", processes)
+    manifest = json.loads((hdt / "manifest.json").read_text())
+    random_set = distil(points, "random", 1)
+    atomic_write_json(path, {
+        "points": points, "processes": processes,
+        "corpus": manifest["corpus_counts"], "cost": manifest["cost"],
+        "quality": {"hdt": quality(hdt), "random": quality(random_set)},
+        "settings": manifest["settings"], "load_average": os.getloadavg(),
+        "versions": package_versions(), "git": git_commit(), "machine": machine(),
+    })
+    print(f"{points:.0e} points, {processes} process(es): {manifest['cost']['wall_s']:.0f} s, "
+          f"peak RSS {manifest['cost']['peak_rss_mb']:.0f} MB", flush=True)
+
+
+def report() -> None:
+    import numpy as np
+
+    from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
+
+    records = sorted((json.loads(p.read_text()) for p in (RESULTS / "records").glob("*.json")),
+                     key=lambda r: (r["processes"], r["points"]))
+    rows = [{"points": r["points"], "wall_s": r["cost"]["wall_s"],
+             "peak_rss_mb": r["cost"]["peak_rss_mb"], "processes": r["processes"],
+             "points_per_s_per_process": [p["points_per_s"] for p in r["cost"]["per_process"]],
+             "pass_s_per_process": [p["pass_s"] for p in r["cost"]["per_process"]],
+             "mse_hdt": r["quality"]["hdt"]["test_mse"],
+             "mse_random": r["quality"]["random"]["test_mse"]} for r in records]
+    single = [r for r in rows if r["processes"] == 1]
+    slope = None
+    if len(single) >= 2:
+        slope = float(np.polyfit(np.log([r["points"] for r in single]),
+                                 np.log([r["wall_s"] for r in single]), 1)[0])
+    rss = [r["peak_rss_mb"] for r in single]
+    lines = ["# Corpus scaling (generated from records/, do not edit)", "",
+             "`hdt distill-corpus --method hdt --length 384 --channels 8`, default settings, "
+             "one thread per process, on generated corpora. Test MSE: DLinear trained on the "
+             "set, tested on a held-back generated corpus, windows normalised by context.", "",
+             "| points | processes | wall s | pass s (per process) | points/s per process "
+             "| peak RSS MB | MSE HDT | MSE Random |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['points']:.0e} | {r['processes']} | {r['wall_s']:.0f} | "
+            f"{' / '.join(f'{s:.0f}' for s in r['pass_s_per_process'])} | "
+            f"{' / '.join(f'{s:,.0f}' for s in r['points_per_s_per_process'])} | "
+            f"{r['peak_rss_mb']:.0f} | {r['mse_hdt']:.4f} | {r['mse_random']:.4f} |")
+    lines += ["", f"Fitted log-log slope of wall time against points (one process): "
+              f"{'n/a' if slope is None else f'{slope:.3f}'} (target <= 1.1).",
+              f"Peak RSS, one process: {min(rss, default=0):.0f} to {max(rss, default=0):.0f} "
+              f"MB ({(max(rss) / min(rss) - 1) * 100 if rss else 0:.1f}% spread; target "
+              "<= 20%).", ""]
+    for r in records:
+        lines.append(f"- {r['points']:.0e} points, {r['processes']} process(es): load "
+                     f"average at the end {', '.join(f'{v:.1f}' for v in r['load_average'])}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RESULTS / "report.md", "\n".join(lines) + "\n")
+    atomic_write_json(SUMMARY, {"rows": rows, "slope_log_time_vs_log_points": slope})
+    print(f"wrote {RESULTS / 'report.md'} and {SUMMARY}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    runner = sub.add_parser("run")
+    runner.add_argument("--sizes", default="1e6,1e7,1e8")
+    runner.add_argument("--two-processes", default="1e7",
+                        help="sizes also distilled by two processes ('' for none)")
+    sub.add_parser("report")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        for size in args.sizes.split(","):
+            record(int(float(size)), 1)
+        for size in filter(None, args.two_processes.split(",")):
+            record(int(float(size)), 2)
+        report()
+    else:
+        report()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
