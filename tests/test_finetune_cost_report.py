@@ -1,0 +1,71 @@
+"""The fine-tuning cost benchmark's selection rule and its generated report (fake records)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import finetune_cost  # noqa: E402
+import finetune_cost_report  # noqa: E402
+
+
+def test_the_rule_scales_validation_with_the_epoch_and_caps_steps():
+    rule = finetune_cost.SelectionRule()
+    assert rule.schedule(1351) == {"eval_every": 11, "max_steps": 840, "save_every": 11}
+    assert rule.schedule(59143) == {"eval_every": 200, "max_steps": 2000, "save_every": 200}
+    assert rule.schedule(100)["eval_every"] == 10
+
+
+def fake(arm, lr, seed, val, mse, train_s, flops, distill_s=None):
+    return {
+        "dataset": "ETTh1", "model": "moirai-small", "arm": arm, "learning_rate": lr,
+        "seed": seed, "best_val_mse": val, "weights": "/stand-in", "steps": 10,
+        "test": {"mse": mse, "mae": mse / 2, "crps": mse / 3},
+        "cost": {"train_s": train_s, "wall_s": train_s + 5, "flops": flops},
+        "train_data": {"distill_cost": {"wall_s": distill_s}} if distill_s else {},
+        "rule": {"learning_rates": [1e-4, 1e-3]},
+        "curve": [{"step": 1, "train_loss": 1.0, "val_mse": val},
+                  {"step": 2, "train_loss": 0.5}],
+        "git": {"commit": "abc"}, "machine": {"cpus": 2}, "versions": {"torch": "x"},
+    }
+
+
+def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, monkeypatch):
+    records = tmp_path / "records"
+    records.mkdir()
+    rows = [
+        fake("zeroshot", None, 0, None, 0.70, 0, 0),
+        fake("random_init", None, 0, None, 0.80, 0, 0),
+        # full data: 1e-4 wins on validation although its test MSE is worse
+        fake("full", 1e-4, 0, 0.30, 0.41, 1000, 1e15),
+        fake("full", 1e-3, 0, 0.35, 0.30, 1000, 1e15),
+        fake("full", 1e-4, 1, 0.30, 0.39, 1000, 1e15),
+        fake("hdt", 1e-4, 0, 0.50, 0.60, 20, 1e13, distill_s=80),
+        fake("hdt", 1e-3, 0, 0.40, 0.42, 10, 1e13, distill_s=80),
+        fake("hdt", 1e-3, 1, 0.40, 0.42, 10, 1e13, distill_s=80),
+    ]
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(json.dumps(row))
+    monkeypatch.setattr(finetune_cost_report, "RESULTS", tmp_path)
+    monkeypatch.setattr(finetune_cost_report, "SUMMARY", tmp_path / "summary.json")
+    finetune_cost_report.report()
+    head = json.loads((tmp_path / "summary.json").read_text())["ETTh1"]["moirai-small"]
+    assert head["weights"] == "/stand-in"
+    assert head["mse"]["full"] == pytest.approx(0.40)  # seeds 0 and 1 at lr 1e-4
+    assert head["mse"]["hdt"] == pytest.approx(0.42)
+    assert head["cost_reduction_wall"] == pytest.approx(100.0)
+    assert head["cost_reduction_flops"] == pytest.approx(100.0)
+    assert head["mse_increase_pct"] == pytest.approx(5.0)
+    assert head["overall_speedup"] == pytest.approx(1000 / (80 + 10))
+    markdown = (tmp_path / "report.md").read_text()
+    assert "cost reduction, training wall time: 100.0x (target >= 80x, aim 100x): met" in markdown
+    assert "overall speed-up incl. distillation: 11.1x" in markdown
+    assert "HDT does not beat zero-shot" not in markdown and "HDT beats zero-shot" in markdown
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # self-contained: plots inlined
