@@ -40,11 +40,6 @@ class ProcessGroup:
             torch.distributed.all_reduce(tensor)
             tensor /= self.world
 
-    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.world > 1:
-            torch.distributed.all_reduce(tensor)
-        return tensor
-
     def broadcast_(self, tensor: torch.Tensor) -> None:
         """Overwrite `tensor` with the main process' values."""
         if self.world > 1:
