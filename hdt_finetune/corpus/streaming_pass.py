@@ -127,9 +127,10 @@ def stream_corpus(reader: CorpusReader, settings: PassSettings, seed: int, rank:
         counts["points"] += chunk.values.size
         lengths[chunk.series] = lengths.get(chunk.series, 0) + chunk.values.size
         bar.update(chunk.values.size)
-        counts["windows_skipped"] += _sample(buffer, tail.size, window, windows, rng,
+        prefix = _PrefixSums.of(buffer)
+        counts["windows_skipped"] += _sample(buffer, prefix, tail.size, window, windows, rng,
                                              settings.context_length)
-        _sample(buffer, tail.size, settings.length, pool, rng, None)
+        _sample(buffer, prefix, tail.size, settings.length, pool, rng, None)
         if chunk.last:
             counts["series"] += 1
             counts["short_series"] += lengths.pop(chunk.series) < window
@@ -141,8 +142,28 @@ def stream_corpus(reader: CorpusReader, settings: PassSettings, seed: int, rank:
     return CorpusSample(moments, windows, pool, counts)
 
 
-def _sample(buffer: np.ndarray, tail: int, width: int, reservoir: Reservoir,
-            rng: np.random.Generator, context: int | None) -> int:
+@dataclass(frozen=True)
+class _PrefixSums:
+    """Running counts of non-finite points and sums of (centred) values and squares of one
+    buffer: any span's validity, mean and variance in O(1). Built once per chunk, shared by
+    the window and the pool samples."""
+
+    bad: np.ndarray
+    sums: np.ndarray
+    squares: np.ndarray
+
+    @classmethod
+    def of(cls, buffer: np.ndarray) -> _PrefixSums:
+        finite = np.isfinite(buffer)
+        clean = np.where(finite, buffer, 0.0)
+        centred = clean - clean.mean() if clean.size else clean
+        return cls(np.concatenate([[0], np.cumsum(~finite)]),
+                   np.concatenate([[0.0], np.cumsum(centred)]),
+                   np.concatenate([[0.0], np.cumsum(centred**2)]))
+
+
+def _sample(buffer: np.ndarray, prefix: _PrefixSums, tail: int, width: int,
+            reservoir: Reservoir, rng: np.random.Generator, context: int | None) -> int:
     """Offer the valid new spans of `width` in `buffer` (those ending past the carried-over
     `tail`) to the reservoir; store the chosen ones normalised. Returns the spans skipped.
 
@@ -151,15 +172,10 @@ def _sample(buffer: np.ndarray, tail: int, width: int, reservoir: Reservoir,
     starts = np.arange(max(0, tail - width + 1), buffer.size - width + 1)
     if starts.size == 0:
         return 0
-    bad = np.concatenate([[0], np.cumsum(~np.isfinite(buffer))])
-    finite = bad[starts + width] == bad[starts]
+    finite = prefix.bad[starts + width] == prefix.bad[starts]
     span = context or width
-    clean = np.where(np.isfinite(buffer), buffer, 0.0)
-    centred = clean - clean.mean() if clean.size else clean
-    sums = np.concatenate([[0.0], np.cumsum(centred)])
-    squares = np.concatenate([[0.0], np.cumsum(centred**2)])
-    mean = (sums[starts + span] - sums[starts]) / span
-    var = (squares[starts + span] - squares[starts]) / span - mean**2
+    mean = (prefix.sums[starts + span] - prefix.sums[starts]) / span
+    var = (prefix.squares[starts + span] - prefix.squares[starts]) / span - mean**2
     valid = finite & (var > 1e-12 * (1.0 + mean**2))
     starts = starts[valid]
     chosen, slots = reservoir.offer(starts.size, rng)
