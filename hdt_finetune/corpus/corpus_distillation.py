@@ -2,14 +2,16 @@
 
 1. One streaming pass per process over its share of the series (`streaming_pass`): the
    scaler, a uniform sample of training windows, a pool of real length-M subsequences.
-2. Experts: DLinear trained by data-parallel SGD on the sampled windows, each process
-   drawing its part of every batch from its own sample, gradients averaged, so every
-   process holds the same expert trajectories. For HDT the windows are cut from the pool's
-   subsequences filtered to their top-k harmonics (see `_filtered_windows`).
+2. Experts: DLinear trained by SGD on windows gathered from every process (each adds a
+   share proportional to its part of the corpus, see `_expert_windows`); the processes
+   train different experts and gather the trajectories, so all hold the same buffer. For
+   HDT the windows are cut from the pool's subsequences filtered to their top-k harmonics
+   (see `_filtered_windows`).
 3. Trajectory matching as for one dataset (`trajectory_distillation`), with the pool as
    the real side and every window normalised by its context. All processes start from the
    main process' initial set; each draws its own experts, starts and real subsequences;
-   the gradients of the set and of the student learning rate are averaged.
+   the gradients of the set and of the student learning rate are averaged, and the
+   iterations are split between the processes.
 
 Cost grows with the corpus only in step 1 (linear: each point is read once); memory is
 bounded by the sample sizes, the synthetic set and the expert state. The pass, the experts
@@ -23,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ from hdt_finetune.atomic_files import atomic_directory
 from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.corpus.corpus_reader import open_corpus
 from hdt_finetune.corpus.process_group import ProcessGroup
-from hdt_finetune.corpus.streaming_pass import Moments, PassSettings, stream_corpus
+from hdt_finetune.corpus.streaming_pass import CorpusSample, Moments, PassSettings, stream_corpus
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, sgd_trajectories
 from hdt_finetune.distill.flat_params import FlatModel, normalise_windows
 from hdt_finetune.distill.settings import SWITCHES, DistillSettings
@@ -121,12 +124,17 @@ def distill_corpus(config: CorpusDistillConfig, group: ProcessGroup | None = Non
     settings, length = config.settings, config.length
     pool = SubsequencePool(real.pool, config.channels)
     history: list[dict[str, float]] = []
+    iterations = 0
     if config.method == "random":
         values = pool.draw(length, torch.Generator().manual_seed(config.seed))
         group.broadcast_(values)
         student_lr = None
     else:
-        state = _DistillState.start(switches, pool, length, config.seed, settings)
+        # Each iteration averages the gradients of one matching per process, so N processes
+        # run 1/N of the iterations for the same number of matchings.
+        shared = dataclasses.replace(settings,
+                                     iterations=math.ceil(settings.iterations / group.world))
+        state = _DistillState.start(switches, pool, length, config.seed, shared)
         group.broadcast_(state.param.data)  # one initial set for every process
         if group.rank:  # then each process its own draws of experts, starts and real data
             state.generator.manual_seed(config.seed + 7919 * group.rank)
@@ -140,8 +148,10 @@ def distill_corpus(config: CorpusDistillConfig, group: ProcessGroup | None = Non
                           config.show_progress and group.is_main)
         values = state.series().detach()
         student_lr = float(state.log_lr.detach().exp())
+        iterations = state.iteration
     report = {"rank": group.rank, "pass_s": real.pass_s, "experts_s": real.experts_s,
-              "loop_s": loop.seconds(), "wall_s": clock.seconds(), "peak_rss_mb": peak_rss_mb(),
+              "loop_s": loop.seconds(), "iterations": iterations, "wall_s": clock.seconds(),
+              "peak_rss_mb": peak_rss_mb(),
               "points": real.counts["points"], "moments": asdict(real.moments),
               "counts": real.counts}
     reports = group.gather(report)
@@ -167,30 +177,59 @@ def _build_real_side(config: CorpusDistillConfig, group: ProcessGroup, folder: P
     pass_s = clock.seconds()
     trajectories = None
     if config.method != "random":
-        windows = torch.from_numpy(sample.windows.filled.copy())
-        shares = group.gather(windows.shape[0])
-        if min(shares) == 0:
-            raise ValueError(f"a process' share of the corpus holds no window of "
-                             f"{windows.shape[1]} points (windows per process: {shares}); "
-                             "use fewer processes or a corpus with more or longer series")
-        x = windows[:, : settings.context_length, None]
-        y = windows[:, settings.context_length :, None]
-        if SWITCHES[config.method].harmonics and settings.filter_experts:
-            x, y = _filtered_windows(torch.from_numpy(sample.pool.filled.copy()), settings,
-                                     windows.shape[0],
-                                     torch.Generator().manual_seed(config.seed + group.rank))
-        experts = settings.experts
-        trajectories = sgd_trajectories(
-            x, y, DLinearConfig(settings.context_length, settings.horizon, 1), experts,
-            torch.Generator().manual_seed(config.seed),
-            torch.Generator().manual_seed(config.seed * 1000 + group.rank + 1),
-            max(1, experts.batch_size // group.world), reduce=group.mean_,
-            show_progress=config.show_progress and group.is_main)
+        x, y = _expert_windows(config, sample, group)
+        trajectories = _train_experts(x, y, config, group)
     real = _RealSide(torch.from_numpy(sample.pool.filled.copy()), trajectories,
                      sample.moments, sample.counts, pass_s, clock.seconds() - pass_s,
                      reader.describe())
     _save_real_side(folder, fingerprint, real)
     return real
+
+
+def _expert_windows(config: CorpusDistillConfig, sample: CorpusSample,
+                    group: ProcessGroup) -> tuple[torch.Tensor, torch.Tensor]:
+    """The experts' training windows, the same in every process: each process adds a share
+    of its sample proportional to the windows its part of the corpus holds, so the union is
+    a uniform sample of the whole corpus of at most `window_reservoir` windows (one process:
+    its whole sample). For HDT the windows are cut from the harmonic-filtered pool."""
+    settings = config.settings
+    seen = group.gather(sample.windows.seen)
+    kept = sample.windows.filled.shape[0]
+    if min(seen) == 0:
+        raise ValueError(f"a process' share of the corpus holds no window of "
+                         f"{settings.context_length + settings.horizon} points (windows per "
+                         f"process: {seen}); use fewer processes or a corpus with more or "
+                         "longer series")
+    share = min(kept, round(config.window_reservoir * seen[group.rank] / sum(seen)))
+    generator = torch.Generator().manual_seed(config.seed + group.rank)
+    if SWITCHES[config.method].harmonics and settings.filter_experts:
+        x, y = _filtered_windows(torch.from_numpy(sample.pool.filled.copy()), settings, share,
+                                 generator)
+    else:
+        windows = torch.from_numpy(sample.windows.filled.copy())
+        if share < kept:  # a uniform subsample of a uniform sample stays uniform
+            windows = windows[torch.randperm(kept, generator=generator)[:share]]
+        x = windows[:, : settings.context_length, None]
+        y = windows[:, settings.context_length :, None]
+    parts = group.gather((x, y))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _train_experts(x: torch.Tensor, y: torch.Tensor, config: CorpusDistillConfig,
+                   group: ProcessGroup) -> torch.Tensor:
+    """Expert-parallel: process r trains experts r, r + N, ... on the common windows, each
+    from a generator of its own (so an expert does not depend on which process trains it or
+    how many there are), and every process gathers all trajectories. No communication during
+    training: per-step gradient averaging made two processes slower than one."""
+    settings = config.settings
+    n_experts = settings.experts.n_experts
+    mine = list(range(group.rank, n_experts, group.world))
+    runs = sgd_trajectories(
+        x, y, DLinearConfig(settings.context_length, settings.horizon, 1), settings.experts,
+        [torch.Generator().manual_seed(config.seed * 1_000_003 + e) for e in mine],
+        config.show_progress and group.is_main) if mine else None
+    gathered = group.gather(runs)
+    return torch.stack([gathered[e % group.world][e // group.world] for e in range(n_experts)])
 
 
 def _filtered_windows(pool: torch.Tensor, settings: DistillSettings, count: int,
@@ -273,7 +312,8 @@ def _write(config: CorpusDistillConfig, values: np.ndarray, reports: list[dict],
             "wall_s": wall, "processes": world,
             "peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in reports),
             "per_process": [{k: r[k] for k in ("rank", "pass_s", "experts_s", "loop_s",
-                                                "wall_s", "peak_rss_mb", "points")}
+                                                "iterations", "wall_s", "peak_rss_mb",
+                                                "points")}
                             | {"points_per_s": r["points"] / max(r["pass_s"], 1e-9)}
                             for r in reports],
         },

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -110,8 +110,8 @@ def train_experts(
     if settings.filter_segment is not None:
         train = filter_in_segments(train, settings.filter_segment, settings.filter_k)
     x_all, y_all = windows_of(train, backbone.context_length, backbone.horizon)
-    return sgd_trajectories(x_all, y_all, backbone, settings, generator, generator,
-                            settings.batch_size, show_progress=show_progress)
+    return sgd_trajectories(x_all, y_all, backbone, settings,
+                            [generator] * settings.n_experts, show_progress)
 
 
 def sgd_trajectories(
@@ -119,34 +119,29 @@ def sgd_trajectories(
     y_all: torch.Tensor,
     backbone: DLinearConfig,
     settings: ExpertSettings,
-    init_generator: torch.Generator,
-    batch_generator: torch.Generator,
-    batch_size: int,
-    reduce: Callable[[list[torch.Tensor]], None] | None = None,
+    generators: list[torch.Generator],
     show_progress: bool = True,
 ) -> torch.Tensor:
-    """The experts' SGD on windows ([n, L, C], [n, H, C]); batches come from a fresh
-    permutation every epoch. Data-parallel: every process passes the same `init_generator`,
-    its own windows and `batch_generator`, and a `reduce` that averages the gradient across
-    processes in place, so all processes hold the same experts."""
+    """One expert's SGD on windows ([n, L, C], [n, H, C]) per generator, which draws its
+    initialisation and its batches (a fresh permutation every epoch). Passing one generator
+    object for every expert chains them; a generator of its own per expert makes each expert
+    independent of the others, so processes can train different experts."""
     n = x_all.shape[0]
     runs = []
-    bar = tqdm(total=settings.n_experts * settings.snapshots, desc="expert snapshots",
+    bar = tqdm(total=len(generators) * settings.snapshots, desc="expert snapshots",
                disable=not show_progress, leave=False)
-    for _ in range(settings.n_experts):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=init_generator)))
+    for generator in generators:
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         model = FlatModel(DLinear(backbone))
         flat = model.initial_vector()
         snapshots = [flat.clone()]
-        batches = _epoch_batches(n, batch_size, batch_generator)
+        batches = _epoch_batches(n, settings.batch_size, generator)
         for _snapshot in range(settings.snapshots):
             for _step in range(settings.snapshot_steps):
                 index = next(batches)
                 flat = flat.detach().requires_grad_(True)
                 loss = torch.nn.functional.mse_loss(model(flat, x_all[index]), y_all[index])
                 (grad,) = torch.autograd.grad(loss, flat)
-                if reduce is not None:
-                    reduce([grad])
                 flat = flat.detach() - settings.learning_rate * grad
             snapshots.append(flat.detach().clone())
             bar.update()

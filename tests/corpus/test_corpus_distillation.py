@@ -113,6 +113,9 @@ def test_two_processes_against_one(tmp_path):
     one, two = (read_synthetic_set(tmp_path / n) for n in ("one", "two"))
     per_process = two.manifest["cost"]["per_process"]
     assert [p["rank"] for p in per_process] == [0, 1]
+    # The matchings are split: each process runs half of the 40 iterations.
+    assert [p["iterations"] for p in per_process] == [20, 20]
+    assert one.manifest["cost"]["per_process"][0]["iterations"] == 40
     # Each process read its own share; together, exactly the corpus (and its statistics).
     assert sum(p["points"] for p in per_process) == one.manifest["corpus_counts"]["points"]
     assert all(p["points"] > 0 for p in per_process)
@@ -145,3 +148,13 @@ def test_the_stream_must_give_every_process_a_window(tmp_path):
     corpus = planted_corpus(tmp_path / "corpus", files=1, series=1, rows=20)
     with pytest.raises(ValueError, match="holds no window"):
         distill_corpus(config(tmp_path, corpus), ProcessGroup())
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    corpus = planted_corpus(tmp_path / "corpus", files=1)
+    first = config(tmp_path, corpus, "set")
+    folder = first.checkpoint_dir / "rank0-of-1"
+    real = module._build_real_side(first, ProcessGroup(), folder, module._fingerprint(first, 1))
+    assert real.trajectories.shape[0] == TINY.experts.n_experts
+    with pytest.raises(module.CheckpointError, match="belongs to another run"):
+        distill_corpus(config(tmp_path, corpus, "set", seed=1), ProcessGroup())

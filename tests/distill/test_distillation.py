@@ -12,8 +12,10 @@ from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.distill.expert_buffer import (
     ExpertSettings,
     load_or_train_experts,
+    sgd_trajectories,
     train_experts,
 )
+from hdt_finetune.distill.flat_params import windows_of
 from hdt_finetune.distill.settings import DistillSettings, with_overrides
 from hdt_finetune.distill.spectral import to_spectrum, top_k_mask
 from hdt_finetune.distill.trajectory_distillation import CheckpointError, _DistillState
@@ -175,6 +177,21 @@ def test_expert_snapshots_are_a_fixed_number_of_steps_apart_whatever_the_data_si
     assert small.shape == large.shape == (1, 3, small.shape[2])
     travel = [float((t[0, 2] - t[0, 1]).norm()) for t in (small, large)]
     assert 0.5 < travel[1] / travel[0] < 2.0
+
+
+def test_an_expert_with_a_generator_of_its_own_does_not_depend_on_the_others():
+    """What lets processes train different experts: expert 1 alone equals expert 1 of two,
+    while experts chained on one generator differ from each other."""
+    backbone = DLinearConfig(24, 12, 2)
+    settings = ExpertSettings(n_experts=2, snapshots=2, snapshot_steps=5, batch_size=16)
+    x, y = windows_of(torch.as_tensor(planted_corpus(480)), 24, 12)
+    both = sgd_trajectories(x, y, backbone, settings,
+                            [torch.Generator().manual_seed(e) for e in (0, 1)], False)
+    second = sgd_trajectories(x, y, backbone, settings, [torch.Generator().manual_seed(1)],
+                              False)
+    assert both.shape == (2, 3, second.shape[2])
+    torch.testing.assert_close(second[0], both[1], rtol=0, atol=0)
+    assert not torch.equal(both[0], both[1])
 
 
 def test_a_diverging_distillation_stops_with_advice(tmp_path):
