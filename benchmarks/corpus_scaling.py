@@ -132,6 +132,8 @@ def report() -> None:
              "peak_rss_mb": r["cost"]["peak_rss_mb"], "processes": r["processes"],
              "points_per_s_per_process": [p["points_per_s"] for p in r["cost"]["per_process"]],
              "pass_s_per_process": [p["pass_s"] for p in r["cost"]["per_process"]],
+             "experts_s": max(p["experts_s"] for p in r["cost"]["per_process"]),
+             "matching_s": max(p["loop_s"] for p in r["cost"]["per_process"]),
              "mse_hdt": r["quality"]["hdt"]["test_mse"],
              "mse_random": r["quality"]["random"]["test_mse"]} for r in records]
     single = [r for r in rows if r["processes"] == 1]
@@ -163,6 +165,17 @@ def report() -> None:
               f"Peak RSS, one process: {min(rss, default=0):.0f} to {max(rss, default=0):.0f} "
               f"MB ({(max(rss) / min(rss) - 1) * 100 if rss else 0:.1f}% spread; target "
               "<= 20%).", ""]
+    for many in (r for r in rows if r["processes"] > 1):
+        one = next((r for r in single if r["points"] == many["points"]), None)
+        if one:
+            lines.append(
+                f"{many['processes']} processes against one at {many['points']:.0e} points: "
+                f"{many['wall_s']:.0f} s against {one['wall_s']:.0f} s (speed-up "
+                f"{one['wall_s'] / many['wall_s']:.2f}x); experts {many['experts_s']:.0f} s "
+                f"against {one['experts_s']:.0f} s, matching {many['matching_s']:.0f} s "
+                f"against {one['matching_s']:.0f} s; MSE HDT {many['mse_hdt']:.4f} against "
+                f"{one['mse_hdt']:.4f} (target: not slower).")
+    lines.append("")
     for r in records:
         lines.append(f"- {r['points']:.0e} points, {r['processes']} process(es): load "
                      f"average at the end {', '.join(f'{v:.1f}' for v in r['load_average'])}")
