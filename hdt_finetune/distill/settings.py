@@ -45,7 +45,12 @@ class DistillSettings:
     max_start_snapshot: int = 6  # the start snapshot t is drawn from [0, max_start_snapshot)
     student_steps: int = 20  # j
     student_batch: int = 256  # synthetic windows per student step
-    data_lr: float = 0.01  # Adam on the synthetic parameters
+    data_lr: float = 0.01  # Adam on the synthetic series (time-domain methods)
+    # Adam on the frequency parameters (HDT and its ablations), relative to each rFFT bin's
+    # mean real amplitude: the spectrum is parameter * amplitude, so the strong bins (the
+    # level, the main periods) move as fast as in the time domain and the weak ones barely.
+    # Chosen on validation (benchmarks/results/distill_quality/tuning_etth1.md).
+    spectrum_lr: float = 0.3
     # The learnable student learning rate starts here. None: chosen so that j student steps
     # take the same total step size as the expert's i snapshots of SGD (see student_lr_start).
     student_lr_init: float | None = None
@@ -73,7 +78,7 @@ class DistillSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.student_lr_init is not None and not self.student_lr_init > 0:
             raise ValueError(f"student_lr_init must be > 0, got {self.student_lr_init}")
-        for name in ("data_lr", "student_lr_lr", "harmonic_p"):
+        for name in ("data_lr", "spectrum_lr", "student_lr_lr", "harmonic_p"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.harmonic_weight < 0:

@@ -16,9 +16,14 @@ from hdt_finetune.distill.expert_buffer import (
     train_experts,
 )
 from hdt_finetune.distill.flat_params import windows_of
-from hdt_finetune.distill.settings import DistillSettings, with_overrides
+from hdt_finetune.distill.settings import SWITCHES, DistillSettings, with_overrides
 from hdt_finetune.distill.spectral import to_spectrum, top_k_mask
-from hdt_finetune.distill.trajectory_distillation import CheckpointError, _DistillState
+from hdt_finetune.distill.trajectory_distillation import (
+    CheckpointError,
+    _DistillState,
+    initial_series,
+    real_bin_scale,
+)
 from hdt_finetune.methods import METHODS, MethodInputs
 
 TINY = DistillSettings(
@@ -194,6 +199,25 @@ def test_an_expert_with_a_generator_of_its_own_does_not_depend_on_the_others():
     assert not torch.equal(both[0], both[1])
 
 
+def test_the_frequency_step_is_relative_to_the_real_spectrum():
+    """The planted bins are the strong ones of the scale, and the scaled parameters start at
+    exactly the initial series; one Adam step moves the planted bins most."""
+    real = torch.as_tensor(planted_corpus())
+    scale = real_bin_scale(real, 96, seed=0)
+    assert scale.shape == (49, 2) and bool((scale > 0).all())
+    planted = [96 // 24, 96 // 8]
+    for c in range(2):
+        assert set(torch.topk(scale[1:, c], 2).indices.add(1).tolist()) == set(planted)
+    state = _DistillState.start(SWITCHES["hdt_freq"], real, 96, 0, TINY)
+    init = initial_series(real, 96, TINY.init, torch.Generator().manual_seed(0), TINY.top_k)
+    torch.testing.assert_close(state.series().detach(), init, rtol=0, atol=1e-5)
+    start = state.spectrum().detach().clone()
+    state.param.grad = torch.ones_like(state.param)
+    state.data_optimizer.step()
+    moved = (state.spectrum().detach() - start).abs()
+    assert float(moved[planted].min()) > 5 * float(moved[20:40].max())
+
+
 def test_a_diverging_distillation_stops_with_advice(tmp_path):
     from hdt_finetune.distill.trajectory_distillation import DistillationDivergedError
 
@@ -201,7 +225,8 @@ def test_a_diverging_distillation_stops_with_advice(tmp_path):
     METHODS["mtt"](inputs(tmp_path, dataclasses.replace(TINY, student_lr_init=1e6)))
     # A huge step on the synthetic data itself still ends the run, with advice.
     settings = dataclasses.replace(TINY, data_lr=1e30)
-    with pytest.raises(DistillationDivergedError, match="Lower student_lr_init or data_lr"):
+    with pytest.raises(DistillationDivergedError,
+                       match="Lower student_lr_init, data_lr or spectrum_lr"):
         METHODS["mtt"](inputs(tmp_path, settings))
 
 
