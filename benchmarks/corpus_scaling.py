@@ -11,8 +11,9 @@ its own. Quality: DLinear trained on the HDT set and on a Random set from the sa
 (a uniform sample of real subsequences), tested on windows of a held-back corpus from the
 same generator, every window normalised by its context.
 
-One JSON record per run in results/corpus_scaling/records/; the report and
-results/scaling_summary.json (one row per run, plus the fitted log-log slope of time
+One JSON record per run in results/corpus_scaling/records/ (a killed benchmark keeps them;
+an interrupted size starts over, because a resumed run's time is not that size's cost); the
+report and results/scaling_summary.json (one row per run, plus the fitted log-log slope of time
 against points) are generated from them.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +52,10 @@ def distil(points: int, method: str, processes: int) -> Path:
     out = SETS / f"{method}_points{points:.0e}_procs{processes}"
     if out.exists():
         return out
+    stale = out.parent / f".{out.name}.checkpoint"
+    if stale.exists():  # a resumed run's time is not this size's cost: start over
+        print(f"removing the checkpoint of an interrupted run: {stale}", flush=True)
+        shutil.rmtree(stale)
     command = ["-m", "hdt_finetune.cli", "distill-corpus", "--corpus", str(corpus(points)),
                "--method", method, "--out", str(out), *DISTILL_ARGS]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -2,6 +2,7 @@
 what it gives up, against full data, a random subset and zero-shot.
 
     python benchmarks/finetune_cost.py run [--datasets ETTh1] [--size small] [--seeds 3]
+                                           [--workers 1]
     python benchmarks/finetune_cost.py report
 
 For each (dataset, model) the arms are: zero-shot, full-data fine-tune, HDT-distilled,
@@ -124,6 +125,7 @@ def finetune_job(job: dict) -> str:
     atomic_write_json(job["record"], {
         **record, "arm": job["arm"], "learning_rate": job["learning_rate"],
         "seed": job["seed"], "rule": job["rule"], "curve": metrics,
+        "concurrent_runs": job["concurrent_runs"],
     })
     shutil.rmtree(out, ignore_errors=True)  # weights and checkpoints: only the record stays
     return (f"{job['dataset']} {job['arm']} lr={job['learning_rate']} seed={job['seed']}: "
@@ -170,7 +172,7 @@ def chosen_learning_rate(dataset: str, model: str, arm: str) -> float | None:
 
 # --- the plan ------------------------------------------------------------------------------
 
-def run(datasets: list[str], size: str, seeds: int, weights_choice: str) -> None:
+def run(datasets: list[str], size: str, seeds: int, weights_choice: str, workers: int) -> None:
     import torch
 
     torch.set_num_threads(1)  # the stand-in is pretrained here, like every run: one thread
@@ -187,12 +189,14 @@ def run(datasets: list[str], size: str, seeds: int, weights_choice: str) -> None
                 arm_job(dataset, size, "random", "random_init", None, 0)]
         jobs += [arm_job(dataset, size, weights, arm, lr, 0)
                  for arm in arms for lr in RULE.learning_rates]
-        run_in_workers(finetune_job, [j for j in jobs if not Path(j["record"]).exists()], 1)
+        run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
+                                      if not Path(j["record"]).exists()], workers)
         jobs = [arm_job(dataset, size, weights, arm, chosen_learning_rate(dataset, model, arm),
                         seed)
                 for arm in arms for seed in range(1, seeds)
                 if chosen_learning_rate(dataset, model, arm) is not None]
-        run_in_workers(finetune_job, [j for j in jobs if not Path(j["record"]).exists()], 1)
+        run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
+                                      if not Path(j["record"]).exists()], workers)
     from finetune_cost_report import report
 
     report()
@@ -208,12 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("--size", default="small",
                         help="Moirai size: small here; base or large on a GPU")
     runner.add_argument("--seeds", type=int, default=3)
+    runner.add_argument("--workers", type=int, default=1,
+                        help="runs at a time, one thread each; more than one makes them "
+                             "share the machine, which every record's wall time then includes")
     runner.add_argument("--weights", choices=("auto", "hub", "standin"), default="auto",
                         help="auto: the published weights if the hub answers, else the stand-in")
     sub.add_parser("report")
     args = parser.parse_args(argv)
     if args.command == "run":
-        run(args.datasets.split(","), args.size, args.seeds, args.weights)
+        run(args.datasets.split(","), args.size, args.seeds, args.weights, args.workers)
     else:
         from finetune_cost_report import report
 

@@ -156,8 +156,11 @@ def _section(dataset: str, model: str, weights: str | None, arms: dict[str, Arm]
         ])
     grid = [[LABELS[name], *(f"{lr:g}: {mse:.4f}" for lr, mse in sorted(arm.grid.items())),
              f"{arm.learning_rate:g}"] for name, arm in arms.items() if arm.grid]
+    # Runs sharing the machine slow each other; their wall times say so.
+    sharing = sorted({r.get("concurrent_runs", 1) for arm in arms.values() for r in arm.runs})
     return {"title": f"{dataset}, {model}", "weights": weights, "rows": rows, "grid": grid,
-            "head": head, "targets": _target_lines(arms, head)}
+            "head": head, "targets": _target_lines(arms, head),
+            "sharing": "runs at a time (one thread each): " + ", ".join(map(str, sharing))}
 
 
 def _target_lines(arms: dict[str, Arm], head: dict) -> list[str]:
@@ -205,7 +208,7 @@ def _markdown(sections: list[dict], figures: list[Path], context: dict) -> str:
     lines = ["# Fine-tuning cost and accuracy (generated from records/, do not edit)", "",
              _INTRO, ""]
     for s in sections:
-        lines += [f"## {s['title']}", "", f"Weights: `{s['weights']}`", "",
+        lines += [f"## {s['title']}", "", f"Weights: `{s['weights']}`; {s['sharing']}", "",
                   "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in s["rows"]]
         lines += ["", "Learning-rate selection (best validation MSE at seed 0, chosen last):",
@@ -228,7 +231,8 @@ def _html(sections: list[dict], figures: list[Path], context: dict) -> str:
                        f"&rarr; {html.escape(row[-1])}</li>" for row in s["grid"])
         targets = "".join(f"<li>{html.escape(t)}</li>" for t in s["targets"])
         body.append(f"<h2>{html.escape(s['title'])}</h2><p>Weights: "
-                    f"<code>{html.escape(str(s['weights']))}</code></p>"
+                    f"<code>{html.escape(str(s['weights']))}</code>; "
+                    f"{html.escape(s['sharing'])}</p>"
                     f"<table><tr>{head}</tr>{rows}</table>"
                     f"<p>Learning-rate selection (validation, seed 0):</p><ul>{grid}</ul>"
                     f"<p>Targets:</p><ul>{targets}</ul>")

@@ -1,4 +1,8 @@
-"""Write files and folders so a crash never leaves a half-written result under the final name."""
+"""Write files and folders so a crash never leaves a half-written result under the final name.
+
+Everything is fsynced before the rename: otherwise a machine crash can keep the rename and
+lose the data (we found a checkpoint folder emptied that way after a restart).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,23 @@ from pathlib import Path
 from typing import Any
 
 
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's or a folder's entries to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: str | Path) -> None:
+    """Flush every file and folder under `folder`, then `folder` itself."""
+    folder = Path(folder)
+    for path in sorted(folder.rglob("*"), reverse=True):
+        fsync_path(path)
+    fsync_path(folder)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it into place."""
     path = Path(path)
@@ -23,6 +44,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        fsync_path(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -49,6 +71,7 @@ def atomic_directory(final: str | Path, overwrite: bool = False) -> Iterator[Pat
     os.chmod(tmp, 0o777 & ~umask)
     try:
         yield tmp
+        fsync_tree(tmp)
         if final.exists():
             # Move the old folder aside first so the swap itself is a single rename.
             old = final.with_name(f".{final.name}.old")
@@ -58,6 +81,7 @@ def atomic_directory(final: str | Path, overwrite: bool = False) -> Iterator[Pat
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        fsync_path(final.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

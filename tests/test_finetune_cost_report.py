@@ -50,6 +50,7 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
         fake("hdt", 1e-3, 0, 0.40, 0.42, 10, 1e13, distill_s=80),
         fake("hdt", 1e-3, 1, 0.40, 0.42, 10, 1e13, distill_s=80),
     ]
+    rows[-1]["concurrent_runs"] = 2  # older records have no field: one run at a time
     for i, row in enumerate(rows):
         (records / f"{i}.json").write_text(json.dumps(row))
     monkeypatch.setattr(finetune_cost_report, "RESULTS", tmp_path)
@@ -67,5 +68,6 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert "cost reduction, training wall time: 100.0x (target >= 80x, aim 100x): met" in markdown
     assert "overall speed-up incl. distillation: 11.1x" in markdown
     assert "HDT does not beat zero-shot" not in markdown and "HDT beats zero-shot" in markdown
+    assert "runs at a time (one thread each): 1, 2" in markdown
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # self-contained: plots inlined

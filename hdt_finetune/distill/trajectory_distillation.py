@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hdt_finetune.atomic_files import fsync_path
 from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, load_or_train_experts
 from hdt_finetune.distill.flat_params import FlatModel, normalise_windows, windows_of
@@ -280,7 +281,9 @@ class _DistillState:
             "lr_optimizer": self.lr_optimizer.state_dict(),
             "generator": self.generator.get_state(),
         }, tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
 
     def resume_from(self, path: Path, fingerprint: str) -> None:
         if not path.exists():

@@ -30,8 +30,7 @@ from hdt_finetune.finetune.forecast_adapter import ForecastAdapter
 from hdt_finetune.finetune.model_factory import build_adapter
 from hdt_finetune.finetune.training_checkpoint import (
     finalize_checkpoint,
-    latest_checkpoint,
-    read_verified_state,
+    resumable_checkpoint,
 )
 from hdt_finetune.provenance import Stopwatch, git_commit, machine, package_versions
 
@@ -104,9 +103,9 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     out, fingerprint = Path(config.out), _fingerprint(config, adapter, data)
     position = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "batches_seen": 0,
                 "best_val": None, "stale": 0}
-    resume = latest_checkpoint(out / "checkpoints")
-    if resume is not None:
-        state = read_verified_state(resume, fingerprint)
+    found = resumable_checkpoint(out / "checkpoints", fingerprint)
+    if found is not None:
+        resume, state = found
         accelerator.load_state(str(resume))
         position = state["position"]
         meter.restore(state["meter"])

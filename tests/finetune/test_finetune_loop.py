@@ -109,6 +109,23 @@ def test_damaged_or_foreign_checkpoints_are_refused(tmp_path, shared_data_dir):
         run_finetune(config(tmp_path, "max_steps=8"))
 
 
+def test_a_checkpoint_emptied_by_a_crash_falls_back_to_the_previous_one(tmp_path, caplog,
+                                                                         shared_data_dir):
+    run_finetune(config(tmp_path, "max_steps=6", "eval_every=3", "save_every=3"))
+    newest = tmp_path / "run" / "checkpoints" / "step_6"
+    for path in newest.iterdir():  # what a power loss after the rename can leave
+        path.unlink()
+    (tmp_path / "run" / "record.json").unlink()
+    with caplog.at_level("INFO"):
+        record = run_finetune(config(tmp_path, "max_steps=6", "eval_every=3", "save_every=3"))
+    assert "skipping damaged checkpoint" in caplog.text and "step_6" in caplog.text
+    assert "resumed from" in caplog.text and "step_3" in caplog.text
+    assert record["cost"]["optimizer_steps"] == 6
+    steps = [json.loads(line)["step"] for line in
+             (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))
+
+
 def test_lora_adapter_round_trips_and_merges(tmp_path, shared_data_dir):
     from accelerate.utils import set_seed
     from peft import PeftModel
