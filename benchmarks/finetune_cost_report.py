@@ -198,10 +198,12 @@ def _target_lines(arms: dict[str, Arm], head: dict) -> list[str]:
 def _context(records: list[dict]) -> dict:
     if not records:
         return {}
-    latest = max(records, key=lambda r: r["git"].get("commit") or "")
-    return {"machine": latest["machine"], "versions": latest["versions"],
-            "commits": sorted({r["git"].get("commit") or "?" for r in records}),
-            "rule": latest["rule"]}
+    last = records[-1]  # every record comes from the same machine and rule
+    return {"machine": last["machine"], "versions": last["versions"],
+            "commits": sorted({f"{r['git'].get('sha') or '?'}"
+                               f"{'' if r['git'].get('clean') else ' (uncommitted changes)'}"
+                               for r in records}),
+            "rule": last["rule"]}
 
 
 def _markdown(sections: list[dict], figures: list[Path], context: dict) -> str:

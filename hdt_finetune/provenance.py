@@ -25,13 +25,15 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit() -> dict[str, str | bool | None]:
-    """The commit of the checkout this package runs from, and whether its tree is clean."""
+    """The commit of the checkout this package runs from, and whether its tracked files are
+    as committed. Benchmark results are left out: a benchmark rewrites its own records."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)benchmarks/results"], cwd=root,
+                               capture_output=True, text=True, timeout=10,
                                check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {"sha": None, "clean": None}

@@ -32,7 +32,7 @@ def fake(arm, lr, seed, val, mse, train_s, flops, distill_s=None):
         "rule": {"learning_rates": [1e-4, 1e-3]},
         "curve": [{"step": 1, "train_loss": 1.0, "val_mse": val},
                   {"step": 2, "train_loss": 0.5}],
-        "git": {"commit": "abc"}, "machine": {"cpus": 2}, "versions": {"torch": "x"},
+        "git": {"sha": "abc", "clean": True}, "machine": {"cpus": 2}, "versions": {"torch": "x"},
     }
 
 
@@ -69,5 +69,6 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert "overall speed-up incl. distillation: 11.1x" in markdown
     assert "HDT does not beat zero-shot" not in markdown and "HDT beats zero-shot" in markdown
     assert "runs at a time (one thread each): 1, 2" in markdown
+    assert '"abc"' in markdown  # the commit the records were made with
     page = (tmp_path / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # self-contained: plots inlined
