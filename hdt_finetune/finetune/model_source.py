@@ -40,7 +40,8 @@ def load_weights(loader: Callable[[str], T], source: str) -> T:
             "Without network access: download it on a machine that has one "
             f"(`huggingface-cli download {source} --local-dir DIR`) and pass that folder, or "
             f"set model.init={RANDOM_INIT} to fine-tune a randomly initialised model (labelled "
-            "as such in every output)."
+            "as such in every output). HF_HUB_OFFLINE=1 makes this fail at once instead of "
+            "after the hub's retries."
         ) from None
 
 
