@@ -84,11 +84,12 @@ def read_verified_state(folder: Path, fingerprint: str) -> dict[str, Any]:
     try:
         state = json.loads((folder / STATE_FILE).read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{folder} has no readable {STATE_FILE} ({err}); it is incomplete or "
-                              "not a checkpoint of ours. Delete it to start over.") from None
+        raise CheckpointError(f"{folder} has no readable {STATE_FILE} ({err}); it is "
+                              "incomplete or not a checkpoint of ours. Delete it to start "
+                              "over.") from None
     if state.get("fingerprint") != fingerprint:
-        raise ForeignCheckpointError(f"{folder} belongs to another run (different model, data or "
-                              "settings); use another out= folder or delete it")
+        raise ForeignCheckpointError(f"{folder} belongs to another run (different model, data "
+                                     "or settings); use another out= folder or delete it")
     for name, expected in state.get("files", {}).items():
         path = folder / name
         if not path.is_file() or _digest(path) != expected:
