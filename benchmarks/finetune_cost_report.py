@@ -270,6 +270,18 @@ def _pyplot():
     return plt
 
 
+def _log_x(axis) -> None:
+    """A log x axis labelled 1, 2, 5, 10, ..., 500, 1k, 2k: matplotlib's default labels
+    every minor tick as 3x10^1, 4x10^1, ..., which overlap on a short range."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_xscale("log")
+    axis.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    axis.xaxis.set_major_formatter(FuncFormatter(
+        lambda value, _: f"{value / 1000:g}k" if value >= 1000 else f"{value:g}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _pareto_plot(dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
     """Test MSE against training wall time, each run and each arm's mean; the Pareto front
     joins the arms no cheaper arm beats; zero-shot (no training cost) is a line."""
@@ -298,7 +310,7 @@ def _pareto_plot(dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
         if name in arms:
             axis.axhline(arms[name].mean("test", "mse"), linestyle=style, color="grey",
                          label=LABELS[name])
-    axis.set_xscale("log")
+    _log_x(axis)
     axis.set_xlabel("fine-tuning wall time of the training steps, s (log)")
     axis.set_ylabel("test MSE")
     axis.set_title(f"{dataset}, {model}: accuracy against cost")
@@ -330,7 +342,7 @@ def _curve_plot(dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
             right.plot(*zip(*val, strict=True), marker=".", label=LABELS[name])
     for axis, label in ((left, "training loss (NLL, running mean)"),
                         (right, "validation MSE")):
-        axis.set_xscale("log")
+        _log_x(axis)
         axis.set_xlabel("optimizer step (log)")
         axis.set_ylabel(label)
         axis.legend(fontsize=8)
