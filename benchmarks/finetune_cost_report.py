@@ -186,8 +186,12 @@ def _target_lines(arms: dict[str, Arm], head: dict) -> list[str]:
         for other in ("random", "condtsf", "zeroshot"):
             if other in arms:
                 a, b = hdt.mean("test", "mse"), arms[other].mean("test", "mse")
+                # With 3 seeds a gap smaller than either arm's spread is not a ranking.
+                spread = max(hdt.std("test", "mse"), arms[other].std("test", "mse"))
+                noise = (f" (within the seeds' spread, std {spread:.4f})"
+                         if abs(a - b) < spread else "")
                 lines.append(f"HDT {'beats' if a < b else 'does not beat'} {LABELS[other]}: "
-                             f"{a:.4f} vs {b:.4f}")
+                             f"{a:.4f} vs {b:.4f}{noise}")
     zero, rand = arms.get("zeroshot"), arms.get("random_init")
     if zero is not None and rand is not None:
         lines.append(f"the weights' zero-shot MSE {zero.mean('test', 'mse'):.4f} vs a "

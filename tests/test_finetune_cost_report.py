@@ -49,6 +49,10 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
         fake("hdt", 1e-4, 0, 0.50, 0.60, 20, 1e13, distill_s=80),
         fake("hdt", 1e-3, 0, 0.40, 0.42, 10, 1e13, distill_s=80),
         fake("hdt", 1e-3, 1, 0.40, 0.42, 10, 1e13, distill_s=80),
+        # Random at its chosen 1e-3: seeds that straddle HDT's test MSE
+        fake("random", 1e-4, 0, 0.55, 0.50, 10, 1e13),
+        fake("random", 1e-3, 0, 0.45, 0.40, 10, 1e13),
+        fake("random", 1e-3, 1, 0.45, 0.46, 10, 1e13),
     ]
     rows[-1]["concurrent_runs"] = 2  # older records have no field: one run at a time
     for i, row in enumerate(rows):
@@ -68,6 +72,9 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert "cost reduction, training wall time: 100.0x (target >= 80x, aim 100x): met" in markdown
     assert "overall speed-up incl. distillation: 11.1x" in markdown
     assert "HDT does not beat zero-shot" not in markdown and "HDT beats zero-shot" in markdown
+    assert "HDT beats zero-shot: 0.4200 vs 0.7000\n" in markdown  # a clear gap: no caveat
+    assert ("HDT beats Random subset: 0.4200 vs 0.4300 (within the seeds' spread, std 0.0424)"
+            in markdown)
     assert "runs at a time (one thread each): 1, 2" in markdown
     assert '"abc"' in markdown  # the commit the records were made with
     page = (tmp_path / "report.html").read_text()
