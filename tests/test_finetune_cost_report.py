@@ -71,6 +71,8 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     markdown = (tmp_path / "report.md").read_text()
     assert "cost reduction, training wall time: 100.0x (target >= 80x, aim 100x): met" in markdown
     assert "overall speed-up incl. distillation: 11.1x" in markdown
+    assert ("MSE increase of HDT over full data: +5.0% (target <= 2.5%, aim 2%): missed by 2.5 "
+            "points; zero-shot's: +75.0%" in markdown)
     assert "HDT does not beat zero-shot" not in markdown and "HDT beats zero-shot" in markdown
     assert "HDT beats zero-shot: 0.4200 vs 0.7000\n" in markdown  # a clear gap: no caveat
     assert ("HDT beats Random subset: 0.4200 vs 0.4300 (within the seeds' spread, std 0.0424)"
