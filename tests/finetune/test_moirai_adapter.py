@@ -207,6 +207,16 @@ def test_spec_validation_and_hub_ids():
         random_moirai("huge")
 
 
+@pytest.mark.parametrize("size, millions", [("small", 13.8), ("base", 91.4), ("large", 311.0)])
+def test_published_sizes_have_the_published_parameter_counts(size, millions):
+    # On the meta device: the 311M-parameter architecture without allocating its weights.
+    with torch.device("meta"):
+        built = random_moirai(size)
+    assert sum(p.numel() for p in built.module.parameters()) / 1e6 == pytest.approx(millions,
+                                                                                    abs=0.05)
+    assert built.module.d_model == {"small": 384, "base": 768, "large": 1024}[size]
+
+
 def test_missing_uni2ts_gives_install_hint(monkeypatch):
     import importlib.util
 
