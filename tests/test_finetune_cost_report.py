@@ -67,6 +67,7 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert head["cost_reduction_wall"] == pytest.approx(100.0)
     assert head["cost_reduction_flops"] == pytest.approx(100.0)
     assert head["mse_increase_pct"] == pytest.approx(5.0)
+    assert head["zeroshot_mse_increase_pct"] == pytest.approx(75.0)
     assert head["overall_speedup"] == pytest.approx(1000 / (80 + 10))
     markdown = (tmp_path / "report.md").read_text()
     assert "cost reduction, training wall time: 100.0x (target >= 80x, aim 100x): met" in markdown
