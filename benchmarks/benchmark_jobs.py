@@ -42,11 +42,12 @@ def distil_job(job: dict) -> str:
     """Make the set `job["set"]` with `job["method"]` (settings overrides in job["settings"])."""
     import torch
 
-    from hdt_finetune.distill.settings import DistillSettings, with_overrides
+    from hdt_finetune.distill.settings import DistillSettings
     from hdt_finetune.distillation import DistillConfig, run_distillation
+    from hdt_finetune.typed_overrides import apply_overrides
 
     torch.set_num_threads(1)
-    settings = with_overrides(DistillSettings(), job.get("settings", []))
+    settings = apply_overrides(DistillSettings(), job.get("settings", []))
     run_distillation(DistillConfig(dataset=job["dataset"], method=job["method"],
                                    out=Path(job["set"]), length=job["length"], seed=0,
                                    settings=settings, show_progress=False))

@@ -11,10 +11,8 @@ from hdt_finetune.corpus.corpus_distillation import CORPUS_METHODS
 from hdt_finetune.data.data_cache import DatasetUnavailableError
 from hdt_finetune.data.dataset_registry import DATASETS
 from hdt_finetune.data.table_loading import RepairPolicy
-from hdt_finetune.distill.trajectory_distillation import (
-    CheckpointError,
-    DistillationDivergedError,
-)
+from hdt_finetune.distill.matching_engine import DistillationDivergedError
+from hdt_finetune.run_identity import CheckpointError
 
 log = logging.getLogger("hdt_finetune")
 
@@ -121,13 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_distill(args: argparse.Namespace) -> None:
-    from hdt_finetune.distill.settings import DistillSettings, with_overrides
+    from hdt_finetune.distill.settings import DistillSettings
     from hdt_finetune.distillation import DistillConfig, run_distillation
+    from hdt_finetune.typed_overrides import apply_overrides
 
     if args.dataset is None:
         raise ValueError("--dataset is required")
-    settings = with_overrides(DistillSettings(context_length=args.context_length),
-                              args.settings)
+    settings = apply_overrides(DistillSettings(context_length=args.context_length),
+                               args.settings)
     out = run_distillation(DistillConfig(
         dataset=args.dataset, method=args.method, out=args.out, length=args.length,
         seed=args.seed, overwrite=args.overwrite, settings=settings, repair=_repair(args),
@@ -137,10 +136,11 @@ def _run_distill(args: argparse.Namespace) -> None:
 
 def _run_distill_corpus(args: argparse.Namespace) -> None:
     from hdt_finetune.corpus import CorpusDistillConfig, distill_corpus
-    from hdt_finetune.distill.settings import DistillSettings, with_overrides
+    from hdt_finetune.distill.settings import DistillSettings
+    from hdt_finetune.typed_overrides import apply_overrides
 
-    settings = with_overrides(DistillSettings(context_length=args.context_length),
-                              args.settings)
+    settings = apply_overrides(DistillSettings(context_length=args.context_length),
+                               args.settings)
     out = distill_corpus(CorpusDistillConfig(
         corpus=args.corpus, out=args.out, method=args.method, length=args.length,
         channels=args.channels, seed=args.seed, chunk_rows=args.chunk_rows,

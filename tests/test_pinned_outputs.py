@@ -12,9 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hdt_finetune.distill.settings import DistillSettings, with_overrides
+from hdt_finetune.distill.settings import DistillSettings
 from hdt_finetune.distillation import DistillConfig, run_distillation
 from hdt_finetune.synthetic import read_synthetic_set
+from hdt_finetune.typed_overrides import apply_overrides
 
 SET_DIGESTS = {
     "random": "cb0c2eb17fad9324a6a316b78fda90cb5076678fa81410b37b7820e321297979",
@@ -47,7 +48,7 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def test_every_method_makes_the_pinned_set(tmp_path, shared_data_dir, private_cache):
-    settings = with_overrides(DistillSettings(), ["iterations=20", "experts.n_experts=2"])
+    settings = apply_overrides(DistillSettings(), ["iterations=20", "experts.n_experts=2"])
     digests = {}
     for method in SET_DIGESTS:
         folder = run_distillation(DistillConfig(
@@ -64,7 +65,7 @@ def test_a_corpus_distillation_makes_the_pinned_set(tmp_path):
 
     corpus = write_generated_corpus(tmp_path / "corpus", 60_000, series_length=10_000,
                                     series_per_file=3)
-    settings = with_overrides(DistillSettings(), [
+    settings = apply_overrides(DistillSettings(), [
         "iterations=20", "experts.n_experts=2", "experts.snapshots=8",
         "experts.snapshot_steps=20"])
     out = distill_corpus(CorpusDistillConfig(

@@ -22,7 +22,6 @@ resumes without reading the corpus again.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -36,22 +35,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hdt_finetune.atomic_files import atomic_directory
-from hdt_finetune.backbones import DLinear, DLinearConfig
+from hdt_finetune.backbones import DLinearConfig
 from hdt_finetune.corpus.corpus_reader import open_corpus
 from hdt_finetune.corpus.process_group import ProcessGroup
 from hdt_finetune.corpus.streaming_pass import CorpusSample, Moments, PassSettings, stream_corpus
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, sgd_trajectories
-from hdt_finetune.distill.flat_params import FlatModel, normalise_windows
+from hdt_finetune.distill.flat_params import normalise_windows
+from hdt_finetune.distill.matching_backbone import DLinearMatching
+from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_matching
+from hdt_finetune.distill.real_sampler import PoolSampler
 from hdt_finetune.distill.settings import SWITCHES, DistillSettings
 from hdt_finetune.distill.spectral import harmonic_filter, to_spectrum, top_k_mask
-from hdt_finetune.distill.trajectory_distillation import (
-    CHECKPOINT,
-    CheckpointError,
-    SubsequencePool,
-    _DistillState,
-    iterate,
-)
 from hdt_finetune.provenance import Stopwatch, git_commit, package_versions, peak_rss_mb
+from hdt_finetune.run_identity import ForeignCheckpointError, fingerprint
 from hdt_finetune.synthetic import write_synthetic_set
 
 log = logging.getLogger(__name__)
@@ -116,17 +112,17 @@ def distill_corpus(config: CorpusDistillConfig, group: ProcessGroup | None = Non
     group = group or ProcessGroup.from_environment()
     clock = Stopwatch()
     folder = config.checkpoint_dir / f"rank{group.rank}-of-{group.world}"
-    fingerprint = _fingerprint(config, group.world)
-    real = _load_real_side(folder, fingerprint) or _build_real_side(config, group, folder,
-                                                                    fingerprint)
+    run_key = _fingerprint(config, group.world)
+    real = _load_real_side(folder, run_key) or _build_real_side(config, group, folder,
+                                                                    run_key)
     loop = Stopwatch()
     switches = SWITCHES.get(config.method)
     settings, length = config.settings, config.length
-    pool = SubsequencePool(real.pool, config.channels)
+    sampler = PoolSampler(real.pool, config.channels)
     history: list[dict[str, float]] = []
     iterations = 0
     if config.method == "random":
-        values = pool.draw(length, torch.Generator().manual_seed(config.seed))
+        values = sampler.subsequences(length, torch.Generator().manual_seed(config.seed))
         group.broadcast_(values)
         student_lr = None
     else:
@@ -134,20 +130,19 @@ def distill_corpus(config: CorpusDistillConfig, group: ProcessGroup | None = Non
         # run 1/N of the iterations for the same number of matchings.
         shared = dataclasses.replace(settings,
                                      iterations=math.ceil(settings.iterations / group.world))
-        state = _DistillState.start(switches, pool, length, config.seed, shared)
+        state = MatchingState.start(switches, sampler, length, config.seed, shared)
         group.broadcast_(state.param.data)  # one initial set for every process
         if group.rank:  # then each process its own draws of experts, starts and real data
             state.generator.manual_seed(config.seed + 7919 * group.rank)
-        state.resume_from(folder / CHECKPOINT, fingerprint)
-        state.reduce = group.mean_
+        state.gradient_reducer = group.mean_
         buffer = ExpertBuffer(real.trajectories, real.experts_s, cached=False, key="corpus")
-        student = FlatModel(DLinear(DLinearConfig(settings.context_length, settings.horizon,
-                                                  config.channels)))
-        history = iterate(state, pool, buffer, student, folder / CHECKPOINT, fingerprint,
-                          f"distill corpus ({config.method})",
-                          config.show_progress and group.is_main)
+        student = DLinearMatching(DLinearConfig(settings.context_length, settings.horizon,
+                                                config.channels))
+        history = run_matching(state, sampler, buffer, student, folder / CHECKPOINT,
+                               run_key, f"distill corpus ({config.method})",
+                               config.show_progress and group.is_main)
         values = state.series().detach()
-        student_lr = float(state.log_lr.detach().exp())
+        student_lr = state.student_lr
         iterations = state.iteration
     report = {"rank": group.rank, "pass_s": real.pass_s, "experts_s": real.experts_s,
               "loop_s": loop.seconds(), "iterations": iterations, "wall_s": clock.seconds(),
@@ -165,7 +160,7 @@ def distill_corpus(config: CorpusDistillConfig, group: ProcessGroup | None = Non
 
 
 def _build_real_side(config: CorpusDistillConfig, group: ProcessGroup, folder: Path,
-                     fingerprint: str) -> _RealSide:
+                     run_key: str) -> _RealSide:
     settings = config.settings
     clock = Stopwatch()
     reader = open_corpus(config.corpus, config.chunk_rows)
@@ -182,7 +177,7 @@ def _build_real_side(config: CorpusDistillConfig, group: ProcessGroup, folder: P
     real = _RealSide(torch.from_numpy(sample.pool.filled.copy()), trajectories,
                      sample.moments, sample.counts, pass_s, clock.seconds() - pass_s,
                      reader.describe())
-    _save_real_side(folder, fingerprint, real)
+    _save_real_side(folder, run_key, real)
     return real
 
 
@@ -224,8 +219,9 @@ def _train_experts(x: torch.Tensor, y: torch.Tensor, config: CorpusDistillConfig
     settings = config.settings
     n_experts = settings.experts.n_experts
     mine = list(range(group.rank, n_experts, group.world))
+    backbone = DLinearConfig(settings.context_length, settings.horizon, 1)
     runs = sgd_trajectories(
-        x, y, DLinearConfig(settings.context_length, settings.horizon, 1), settings.experts,
+        x, y, lambda: DLinearMatching(backbone), settings.experts,
         [torch.Generator().manual_seed(config.seed * 1_000_003 + e) for e in mine],
         config.show_progress and group.is_main) if mine else None
     gathered = group.gather(runs)
@@ -251,25 +247,25 @@ def _filtered_windows(pool: torch.Tensor, settings: DistillSettings, count: int,
     return normalise_windows(x[keep], y[keep])
 
 
-def _save_real_side(folder: Path, fingerprint: str, real: _RealSide) -> None:
+def _save_real_side(folder: Path, run_key: str, real: _RealSide) -> None:
     tensors = {"pool": real.pool.contiguous()}
     if real.trajectories is not None:
         tensors["trajectories"] = real.trajectories.contiguous()
     with atomic_directory(folder / "real_side", overwrite=True) as tmp:
         save_file(tensors, str(tmp / "tensors.safetensors"))
         (tmp / "meta.json").write_text(json.dumps({
-            "fingerprint": fingerprint, "moments": asdict(real.moments),
+            "fingerprint": run_key, "moments": asdict(real.moments),
             "counts": real.counts, "pass_s": real.pass_s, "experts_s": real.experts_s,
             "source": real.source}))
 
 
-def _load_real_side(folder: Path, fingerprint: str) -> _RealSide | None:
+def _load_real_side(folder: Path, run_key: str) -> _RealSide | None:
     meta_path = folder / "real_side" / "meta.json"
     if not meta_path.exists():
         return None
     meta = json.loads(meta_path.read_text())
-    if meta.get("fingerprint") != fingerprint:
-        raise CheckpointError(f"{folder} belongs to another run (other corpus, method, "
+    if meta.get("fingerprint") != run_key:
+        raise ForeignCheckpointError(f"{folder} belongs to another run (other corpus, method, "
                               "settings or process count); delete it or choose another --out")
     tensors = load_file(str(folder / "real_side" / "tensors.safetensors"))
     log.info("resuming from %s: the corpus is not read again", folder)
@@ -278,10 +274,9 @@ def _load_real_side(folder: Path, fingerprint: str) -> _RealSide | None:
 
 
 def _fingerprint(config: CorpusDistillConfig, world: int) -> str:
-    payload = {k: str(v) for k, v in asdict(config).items()
+    payload = {k: v for k, v in asdict(config).items()
                if k not in ("out", "overwrite", "show_progress")}
-    payload["world"] = world
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return fingerprint({**payload, "world": world})
 
 
 def _write(config: CorpusDistillConfig, values: np.ndarray, reports: list[dict],

@@ -12,10 +12,10 @@ harmonic filter, seed), and their creation cost is carried into every manifest t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,10 +24,12 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from hdt_finetune.atomic_files import atomic_directory
-from hdt_finetune.backbones import DLinear, DLinearConfig
-from hdt_finetune.distill.flat_params import FlatModel, windows_of
+from hdt_finetune.backbones import DLinearConfig
+from hdt_finetune.distill.flat_params import windows_of
+from hdt_finetune.distill.matching_backbone import DLinearMatching, MatchingBackbone
 from hdt_finetune.distill.spectral import filter_in_segments
 from hdt_finetune.provenance import Stopwatch
+from hdt_finetune.run_identity import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,9 @@ class ExpertSettings:
         for name in ("n_experts", "snapshots", "snapshot_steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"experts.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"experts.learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"experts.learning_rate must be a finite number > 0, got "
+                             f"{self.learning_rate}")
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,8 @@ class ExpertBuffer:
 
 def buffer_key(source_id: dict, backbone: DLinearConfig, settings: ExpertSettings,
                seed: int) -> str:
-    payload = {"format": BUFFER_FORMAT, "source": source_id, "backbone": asdict(backbone),
-               "experts": asdict(settings), "seed": seed}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    return fingerprint({"format": BUFFER_FORMAT, "source": source_id, "backbone": backbone,
+                        "experts": settings, "seed": seed}, length=20)
 
 
 def load_or_train_experts(
@@ -79,11 +81,9 @@ def load_or_train_experts(
 ) -> ExpertBuffer:
     key = buffer_key(source_id, backbone, settings, seed)
     folder = cache_dir / key
-    if (folder / "trajectories.safetensors").exists():
-        meta = json.loads((folder / "meta.json").read_text())
-        trajectories = load_file(str(folder / "trajectories.safetensors"))["trajectories"]
-        log.info("expert buffer %s from the cache (built in %.1fs)", key, meta["wall_s"])
-        return ExpertBuffer(trajectories, meta["wall_s"], cached=True, key=key)
+    cached = _read_cached(folder, key, _buffer_shape(backbone, settings))
+    if cached is not None:
+        return cached
     clock = Stopwatch()
     trajectories = train_experts(train, backbone, settings, seed, show_progress)
     wall_s = clock.seconds()
@@ -95,6 +95,35 @@ def load_or_train_experts(
              "experts": asdict(settings), "seed": seed}, indent=2))
     log.info("expert buffer %s built in %.1fs", key, wall_s)
     return ExpertBuffer(trajectories, wall_s, cached=False, key=key)
+
+
+def _buffer_shape(backbone: DLinearConfig, settings: ExpertSettings) -> tuple[int, int, int]:
+    with torch.random.fork_rng(devices=[]):  # counting parameters must not draw from the RNG
+        n_params = DLinearMatching(backbone).n_params
+    return settings.n_experts, settings.snapshots + 1, n_params
+
+
+def _read_cached(folder: Path, key: str, shape: tuple[int, int, int]) -> ExpertBuffer | None:
+    """The cached buffer, or None when there is none or it is damaged (then it is rebuilt:
+    a cache is ours to redo, and a bad one must not end or skew a distillation)."""
+    if not folder.exists():
+        return None
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        trajectories = load_file(str(folder / "trajectories.safetensors"))["trajectories"]
+        if meta.get("key") != key:
+            raise ValueError(f"meta.json names key {meta.get('key')!r}")
+        if tuple(trajectories.shape) != shape:
+            raise ValueError(f"shape {tuple(trajectories.shape)}, expected {shape}")
+        if not torch.isfinite(trajectories).all():
+            raise ValueError("non-finite parameters")
+        wall_s = float(meta["wall_s"])
+    except Exception as err:  # noqa: BLE001 - json, safetensors and OS errors alike
+        log.warning("the cached expert buffer %s is damaged (%s: %s); rebuilding it", folder,
+                    type(err).__name__, err)
+        return None
+    log.info("expert buffer %s from the cache (built in %.1fs)", key, wall_s)
+    return ExpertBuffer(trajectories, wall_s, cached=True, key=key)
 
 
 def train_experts(
@@ -110,29 +139,30 @@ def train_experts(
     if settings.filter_segment is not None:
         train = filter_in_segments(train, settings.filter_segment, settings.filter_k)
     x_all, y_all = windows_of(train, backbone.context_length, backbone.horizon)
-    return sgd_trajectories(x_all, y_all, backbone, settings,
+    return sgd_trajectories(x_all, y_all, lambda: DLinearMatching(backbone), settings,
                             [generator] * settings.n_experts, show_progress)
 
 
 def sgd_trajectories(
     x_all: torch.Tensor,
     y_all: torch.Tensor,
-    backbone: DLinearConfig,
+    build_model: Callable[[], MatchingBackbone],
     settings: ExpertSettings,
     generators: list[torch.Generator],
     show_progress: bool = True,
 ) -> torch.Tensor:
     """One expert's SGD on windows ([n, L, C], [n, H, C]) per generator, which draws its
-    initialisation and its batches (a fresh permutation every epoch). Passing one generator
-    object for every expert chains them; a generator of its own per expert makes each expert
-    independent of the others, so processes can train different experts."""
+    initialisation (`build_model` runs after torch is seeded from it) and its batches (a
+    fresh permutation every epoch). Passing one generator object for every expert chains
+    them; a generator of its own per expert makes each expert independent of the others, so
+    processes can train different experts."""
     n = x_all.shape[0]
     runs = []
     bar = tqdm(total=len(generators) * settings.snapshots, desc="expert snapshots",
                disable=not show_progress, leave=False)
     for generator in generators:
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-        model = FlatModel(DLinear(backbone))
+        model = build_model()
         flat = model.initial_vector()
         snapshots = [flat.clone()]
         batches = _epoch_batches(n, settings.batch_size, generator)

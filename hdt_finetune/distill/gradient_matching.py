@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.distill.flat_params import windows_of
 from hdt_finetune.distill.outcome import DistillOutcome, MethodInputs
-from hdt_finetune.distill.trajectory_distillation import initial_series
+from hdt_finetune.distill.real_sampler import SeriesSampler, initial_series
 
 
 def run_gradient_matching(inputs: MethodInputs) -> DistillOutcome:
@@ -25,7 +25,7 @@ def run_gradient_matching(inputs: MethodInputs) -> DistillOutcome:
     generator = torch.Generator().manual_seed(seed)
     real = torch.as_tensor(np.asarray(train, dtype=np.float32))
     real_x, real_y = windows_of(real, s.context_length, s.horizon)
-    init = initial_series(real, length, s.init, generator, s.top_k)
+    init = initial_series(SeriesSampler(real), length, s.init, generator, s.top_k)
     series = torch.nn.Parameter(init.clone())
     optimizer = torch.optim.Adam([series], lr=s.data_lr)
     config = DLinearConfig(s.context_length, s.horizon, real.shape[1])

@@ -1,13 +1,15 @@
 """Settings of the distillation methods: every choice the HDT paper leaves open is here,
-with the default we chose (see README, "HDT settings", for the experiments behind them)."""
+with the default we chose (the experiments behind them are in
+benchmarks/results/distill_quality/tuning_etth1.md). Set them with `key=value` overrides
+(`hdt_finetune.typed_overrides`), `experts.KEY=VALUE` for the expert buffer."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
 from hdt_finetune.distill.expert_buffer import ExpertSettings
+from hdt_finetune.typed_overrides import require_finite
 
 Parameterisation = Literal["time", "frequency"]
 
@@ -76,6 +78,8 @@ class DistillSettings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_finite(self, "harmonic_weight", "harmonic_p", "data_lr", "spectrum_lr",
+                       "student_lr_init", "student_lr_lr", "value_beta")
         if self.student_lr_init is not None and not self.student_lr_init > 0:
             raise ValueError(f"student_lr_init must be > 0, got {self.student_lr_init}")
         for name in ("data_lr", "spectrum_lr", "student_lr_lr", "harmonic_p"):
@@ -92,50 +96,6 @@ class DistillSettings:
             )
         if self.init not in ("real", "aligned", "harmonic", "noise"):
             raise ValueError(f"init must be real, aligned, harmonic or noise, got {self.init!r}")
-
-
-def with_overrides(settings: DistillSettings, pairs: list[str]) -> DistillSettings:
-    """Apply `key=value` strings (`experts.key=value` for the expert buffer); an unknown key
-    or a value of the wrong type fails with a message naming it."""
-    top: dict[str, object] = {}
-    nested: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise ValueError(f"setting {pair!r} is not key=value")
-        target, name = (settings.experts, key[len("experts."):]) if key.startswith(
-            "experts.") else (settings, key)
-        fields = {f.name: f for f in dataclasses.fields(target)}
-        if name not in fields or name == "experts":
-            raise ValueError(f"unknown setting {key!r}; known: {', '.join(_known_keys())}")
-        current = getattr(target, name)
-        value = _parse(key, raw, current)
-        (nested if target is settings.experts else top)[name] = value
-    experts = dataclasses.replace(settings.experts, **nested)
-    return dataclasses.replace(settings, experts=experts, **top)
-
-
-def _parse(key: str, raw: str, current: object) -> object:
-    try:
-        if isinstance(current, bool):
-            if raw.lower() not in ("true", "false"):
-                raise ValueError
-            return raw.lower() == "true"
-        if isinstance(current, int):
-            return int(raw)
-        if isinstance(current, float):
-            return float(raw)
-        if current is None:  # optional numbers: student_lr_init, the expert filter
-            return None if raw.lower() == "none" else float(raw) if "." in raw else int(raw)
-        return raw
-    except ValueError:
-        raise ValueError(f"bad value for {key}: {raw!r} (expected {type(current).__name__})"
-                         ) from None
-
-
-def _known_keys() -> list[str]:
-    keys = [f.name for f in dataclasses.fields(DistillSettings) if f.name != "experts"]
-    return keys + [f"experts.{f.name}" for f in dataclasses.fields(ExpertSettings)]
 
 
 def student_lr_start(settings: DistillSettings) -> float:

@@ -17,7 +17,9 @@ from hdt_finetune.corpus import CorpusDistillConfig, distill_corpus
 from hdt_finetune.corpus import corpus_distillation as module
 from hdt_finetune.corpus.process_group import ProcessGroup
 from hdt_finetune.distill.expert_buffer import ExpertSettings
+from hdt_finetune.distill.matching_engine import MatchingState
 from hdt_finetune.distill.settings import DistillSettings
+from hdt_finetune.run_identity import CheckpointError
 from hdt_finetune.synthetic import read_synthetic_set
 
 PERIODS = (24, 8)  # planted in every series, at levels and scales that differ per series
@@ -76,7 +78,7 @@ def test_a_killed_run_resumes_without_reading_the_corpus_again(tmp_path, monkeyp
     whole = read_synthetic_set(distill_corpus(config(tmp_path, corpus, "whole"),
                                               ProcessGroup())).values
     calls = {"n": 0}
-    original = module._DistillState.step
+    original = MatchingState.step
 
     def dying_step(self, *args):
         calls["n"] += 1
@@ -84,10 +86,10 @@ def test_a_killed_run_resumes_without_reading_the_corpus_again(tmp_path, monkeyp
             raise KeyboardInterrupt
         return original(self, *args)
 
-    monkeypatch.setattr(module._DistillState, "step", dying_step)
+    monkeypatch.setattr(MatchingState, "step", dying_step)
     with pytest.raises(KeyboardInterrupt):
         distill_corpus(config(tmp_path, corpus, "again"), ProcessGroup())
-    monkeypatch.setattr(module._DistillState, "step", original)
+    monkeypatch.setattr(MatchingState, "step", original)
     assert (tmp_path / ".again.checkpoint").exists()
     monkeypatch.setattr(module, "open_corpus", lambda *a, **k: pytest.fail("read again"))
     again = read_synthetic_set(distill_corpus(config(tmp_path, corpus, "again"),
@@ -156,5 +158,5 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     folder = first.checkpoint_dir / "rank0-of-1"
     real = module._build_real_side(first, ProcessGroup(), folder, module._fingerprint(first, 1))
     assert real.trajectories.shape[0] == TINY.experts.n_experts
-    with pytest.raises(module.CheckpointError, match="belongs to another run"):
+    with pytest.raises(CheckpointError, match="belongs to another run"):
         distill_corpus(config(tmp_path, corpus, "set", seed=1), ProcessGroup())

@@ -16,15 +16,14 @@ from hdt_finetune.distill.expert_buffer import (
     train_experts,
 )
 from hdt_finetune.distill.flat_params import windows_of
-from hdt_finetune.distill.settings import SWITCHES, DistillSettings, with_overrides
+from hdt_finetune.distill.matching_backbone import DLinearMatching
+from hdt_finetune.distill.matching_engine import MatchingState
+from hdt_finetune.distill.real_sampler import SeriesSampler, initial_series, real_bin_scale
+from hdt_finetune.distill.settings import SWITCHES, DistillSettings
 from hdt_finetune.distill.spectral import to_spectrum, top_k_mask
-from hdt_finetune.distill.trajectory_distillation import (
-    CheckpointError,
-    _DistillState,
-    initial_series,
-    real_bin_scale,
-)
 from hdt_finetune.methods import METHODS, MethodInputs
+from hdt_finetune.run_identity import CheckpointError
+from hdt_finetune.typed_overrides import ConfigError, apply_overrides
 
 TINY = DistillSettings(
     context_length=24, horizon=12, iterations=12, top_k=4, student_steps=4, student_batch=64,
@@ -93,7 +92,7 @@ def test_the_same_seed_gives_the_same_bits(tmp_path, method):
 def test_a_resumed_distillation_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     uninterrupted = METHODS["hdt"](inputs(tmp_path)).values
 
-    original_step = _DistillState.step
+    original_step = MatchingState.step
     calls = {"n": 0}
 
     def dying_step(self, *args):
@@ -102,10 +101,10 @@ def test_a_resumed_distillation_equals_an_uninterrupted_one(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return original_step(self, *args)
 
-    monkeypatch.setattr(_DistillState, "step", dying_step)
+    monkeypatch.setattr(MatchingState, "step", dying_step)
     with pytest.raises(KeyboardInterrupt):
         METHODS["hdt"](inputs(tmp_path, checkpoint=True))
-    monkeypatch.setattr(_DistillState, "step", original_step)
+    monkeypatch.setattr(MatchingState, "step", original_step)
     assert (tmp_path / "ckpt" / "distill_state.pt").exists()
     resumed = METHODS["hdt"](inputs(tmp_path, checkpoint=True))
     assert len(resumed.info["loss_curve"]) == TINY.iterations - 4
@@ -150,16 +149,16 @@ def test_expert_buffer_is_cached_and_keyed_by_its_settings(tmp_path):
 
 
 def test_settings_overrides_name_bad_keys_and_values():
-    settings = with_overrides(DistillSettings(), ["top_k=16", "experts.n_experts=3",
-                                                  "harmonic_weight=0.5"])
+    settings = apply_overrides(DistillSettings(), ["top_k=16", "experts.n_experts=3",
+                                                   "harmonic_weight=0.5"])
     assert settings.top_k == 16 and settings.experts.n_experts == 3
     assert settings.harmonic_weight == 0.5
-    with pytest.raises(ValueError, match="unknown setting 'topk'"):
-        with_overrides(DistillSettings(), ["topk=3"])
-    with pytest.raises(ValueError, match="bad value for top_k: 'many'"):
-        with_overrides(DistillSettings(), ["top_k=many"])
+    with pytest.raises(ConfigError, match="unknown setting 'topk'"):
+        apply_overrides(DistillSettings(), ["topk=3"])
+    with pytest.raises(ConfigError, match="bad value for top_k: 'many'"):
+        apply_overrides(DistillSettings(), ["top_k=many"])
     with pytest.raises(ValueError, match="exceeds experts.snapshots"):
-        with_overrides(DistillSettings(), ["max_start_snapshot=50"])
+        apply_overrides(DistillSettings(), ["max_start_snapshot=50"])
 
 
 def test_student_learning_rate_starts_where_j_steps_cover_the_experts_i_snapshots():
@@ -190,10 +189,12 @@ def test_an_expert_with_a_generator_of_its_own_does_not_depend_on_the_others():
     backbone = DLinearConfig(24, 12, 2)
     settings = ExpertSettings(n_experts=2, snapshots=2, snapshot_steps=5, batch_size=16)
     x, y = windows_of(torch.as_tensor(planted_corpus(480)), 24, 12)
-    both = sgd_trajectories(x, y, backbone, settings,
+    def build():
+        return DLinearMatching(backbone)
+
+    both = sgd_trajectories(x, y, build, settings,
                             [torch.Generator().manual_seed(e) for e in (0, 1)], False)
-    second = sgd_trajectories(x, y, backbone, settings, [torch.Generator().manual_seed(1)],
-                              False)
+    second = sgd_trajectories(x, y, build, settings, [torch.Generator().manual_seed(1)], False)
     assert both.shape == (2, 3, second.shape[2])
     torch.testing.assert_close(second[0], both[1], rtol=0, atol=0)
     assert not torch.equal(both[0], both[1])
@@ -202,13 +203,13 @@ def test_an_expert_with_a_generator_of_its_own_does_not_depend_on_the_others():
 def test_the_frequency_step_is_relative_to_the_real_spectrum():
     """The planted bins are the strong ones of the scale, and the scaled parameters start at
     exactly the initial series; one Adam step moves the planted bins most."""
-    real = torch.as_tensor(planted_corpus())
+    real = SeriesSampler(torch.as_tensor(planted_corpus()))
     scale = real_bin_scale(real, 96, seed=0)
     assert scale.shape == (49, 2) and bool((scale > 0).all())
     planted = [96 // 24, 96 // 8]
     for c in range(2):
         assert set(torch.topk(scale[1:, c], 2).indices.add(1).tolist()) == set(planted)
-    state = _DistillState.start(SWITCHES["hdt_freq"], real, 96, 0, TINY)
+    state = MatchingState.start(SWITCHES["hdt_freq"], real, 96, 0, TINY)
     init = initial_series(real, 96, TINY.init, torch.Generator().manual_seed(0), TINY.top_k)
     torch.testing.assert_close(state.series().detach(), init, rtol=0, atol=1e-5)
     start = state.spectrum().detach().clone()
@@ -219,7 +220,7 @@ def test_the_frequency_step_is_relative_to_the_real_spectrum():
 
 
 def test_a_diverging_distillation_stops_with_advice(tmp_path):
-    from hdt_finetune.distill.trajectory_distillation import DistillationDivergedError
+    from hdt_finetune.distill.matching_engine import DistillationDivergedError
 
     # A huge student learning rate is clamped to the stable step: no divergence.
     METHODS["mtt"](inputs(tmp_path, dataclasses.replace(TINY, student_lr_init=1e6)))
@@ -234,7 +235,7 @@ def test_the_student_step_stays_below_the_stability_limit():
     """A synthetic set of large, smooth values makes plain SGD at the learned rate diverge;
     the clamp keeps the student's quadratic stable: its loss never grows over the steps."""
     from hdt_finetune.distill.flat_params import FlatModel, windows_of
-    from hdt_finetune.distill.trajectory_distillation import stable_student_lr
+    from hdt_finetune.distill.matching_backbone import stable_student_lr
 
     t = torch.arange(400, dtype=torch.float32)[:, None]
     series = 5.0 + torch.sin(2 * torch.pi * t / 50)  # mean 5: E[x x^T] has a large eigenvalue
