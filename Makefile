@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 # The main job: HDT-distil ETTh1 (cached after the first run), fine-tune Moirai-small on it
 # with Accelerate, test on the real test split. Offline there are no published weights, so
 # the demo says model.init=random explicitly (labelled in every output); with a downloaded
-# Moirai folder use: make demo MODEL=model_source=/path/to/moirai-1.1-R-small
+# Moirai folder use: make demo MODEL=model.source=/path/to/moirai-1.1-R-small
 MODEL ?= model.init=random
 demo: $(STAMP)
 	$(BIN)/accelerate launch --config_file accelerate_config.yaml recipes/moirai_etth.py $(MODEL)

@@ -1,5 +1,7 @@
-"""Plumbing shared by the benchmark programs: run jobs in single-thread worker processes,
-distil sets, evaluate them, and write one JSON record per result.
+"""Plumbing shared by the benchmark programs: their command line (a command, then
+`key=value` settings parsed by the one override parser into the command's typed
+arguments), single-thread worker processes, distilling sets, evaluating them, and one JSON
+record per result.
 
 Records that exist are never recomputed, so a killed benchmark resumes where it stopped.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +18,32 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 SETS = ROOT.parent / "runs" / "benchmark_sets"
+
+
+def command_line(argv: list[str] | None, commands: dict[str, Any], doc: str
+                 ) -> tuple[str, Any]:
+    """`COMMAND key=value ...`: the command and its typed arguments (`commands` maps each
+    command to its arguments' default instance, or None when it takes none). An unknown
+    command, key or value exits with one line naming it."""
+    from hdt_finetune.typed_overrides import ConfigError, apply_overrides, config_keys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        usage = "\n".join(
+            f"  {name} " + " ".join(f"[{k}=...]" for k in config_keys(type(default)))
+            if default is not None else f"  {name}" for name, default in commands.items())
+        print(f"{doc.strip()}\n\ncommands:\n{usage}", file=sys.stderr)
+        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    command, default = argv[0], commands[argv[0]]
+    try:
+        if default is None:
+            if argv[1:]:
+                raise ConfigError(f"{command} takes no settings, got {' '.join(argv[1:])}")
+            return command, None
+        return command, apply_overrides(default, argv[1:])
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def guarded(job: dict) -> str:
@@ -42,13 +71,14 @@ def distil_job(job: dict) -> str:
     """Make the set `job["set"]` with `job["method"]` (settings overrides in job["settings"])."""
     import torch
 
+    from hdt_finetune.data import DataSpec
     from hdt_finetune.distill.settings import DistillSettings
     from hdt_finetune.distillation import DistillConfig, run_distillation
     from hdt_finetune.typed_overrides import apply_overrides
 
     torch.set_num_threads(1)
     settings = apply_overrides(DistillSettings(), job.get("settings", []))
-    run_distillation(DistillConfig(dataset=job["dataset"], method=job["method"],
+    run_distillation(DistillConfig(data=DataSpec(job["dataset"]), method=job["method"],
                                    out=Path(job["set"]), length=job["length"], seed=0,
                                    settings=settings, show_progress=False))
     return f"distilled {job['set']}"
@@ -62,11 +92,12 @@ def evaluate_job(job: dict) -> str:
     from hdt_finetune.data import prepare_data
     from hdt_finetune.evaluation import TrainingRecipe, evaluate_backbone
     from hdt_finetune.provenance import git_commit, machine, package_versions, peak_rss_mb
-    from hdt_finetune.synthetic import read_synthetic_set
+    from hdt_finetune.synthetic import check_usable_with, read_synthetic_set
 
     torch.set_num_threads(1)
     data = prepare_data(job["dataset"])
     synthetic = read_synthetic_set(job["set"])
+    check_usable_with(synthetic, data)
     recipe = TrainingRecipe()
     result = evaluate_backbone(synthetic.values, data, job["backbone"],
                                list(range(job["seeds"])), recipe, show_progress=False)
@@ -77,6 +108,7 @@ def evaluate_job(job: dict) -> str:
         "method": job["method"],
         "backbone": job["backbone"],
         "length": synthetic.values.shape[0],
+        "set_sha256": synthetic.content_sha256,
         "distill_seed": manifest["seed"],
         "distill_settings": manifest["settings"],
         "distill_cost": manifest["cost"],

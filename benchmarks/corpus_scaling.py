@@ -1,12 +1,12 @@
 """Distilling generated corpora of growing size: time, peak memory, processes, quality.
 
-    python benchmarks/corpus_scaling.py run [--sizes 1e6,1e7,1e8] [--two-processes 1e7]
+    python benchmarks/corpus_scaling.py run [sizes=1e6,1e7,1e8] [two_processes=1e7]
     python benchmarks/corpus_scaling.py report
 
 Corpora (written once to runs/corpora/, not committed) come from
 `hdt_finetune.corpus.generated_corpus`: series of 100k points, ten to a Parquet file, with
 mixed periodicities, trends and AR noise. Each size is distilled by `hdt distill-corpus` in
-a fresh process (two under torchrun for the sizes in --two-processes), so its peak RSS is
+a fresh process (two under torchrun for the sizes in two_processes), so its peak RSS is
 its own. Quality: DLinear trained on the HDT set and on a Random set from the same corpus
 (a uniform sample of real subsequences), tested on windows of a held-back corpus from the
 same generator, every window normalised by its context.
@@ -19,13 +19,15 @@ against points) are generated from them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from benchmark_jobs import command_line
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "corpus_scaling"
@@ -35,6 +37,12 @@ SETS = ROOT.parent / "runs" / "corpus_sets"
 HELD_BACK_POINTS = 1_000_000
 DISTILL_ARGS = ["--length", "384", "--channels", "8", "--quiet"]
 QUALITY_STEPS = 1500
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    sizes: tuple[float, ...] = (1e6, 1e7, 1e8)
+    two_processes: tuple[float, ...] = (1e7,)  # sizes also distilled by two processes
 
 
 def corpus(points: int, seed: int = 0) -> Path:
@@ -118,7 +126,7 @@ def record(points: int, processes: int) -> None:
     random_set = distil(points, "random", 1)
     atomic_write_json(path, {
         "points": points, "processes": processes,
-        "corpus": manifest["corpus_counts"], "cost": manifest["cost"],
+        "corpus": manifest["source"]["counts"], "cost": manifest["cost"],
         "quality": {"hdt": quality(hdt), "random": quality(random_set)},
         "settings": manifest["settings"], "load_average": os.getloadavg(),
         "versions": package_versions(), "git": git_commit(), "machine": machine(),
@@ -193,23 +201,13 @@ def report() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    runner = sub.add_parser("run")
-    runner.add_argument("--sizes", default="1e6,1e7,1e8")
-    runner.add_argument("--two-processes", default="1e7",
-                        help="sizes also distilled by two processes ('' for none)")
-    sub.add_parser("report")
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        for size in args.sizes.split(","):
-            record(int(float(size)), 1)
-        for size in filter(None, args.two_processes.split(",")):
-            record(int(float(size)), 2)
-        report()
-    else:
-        report()
+    command, args = command_line(argv, {"run": RunArgs(), "report": None}, __doc__)
+    if command == "run":
+        for size in args.sizes:
+            record(int(size), 1)
+        for size in args.two_processes:
+            record(int(size), 2)
+    report()
     return 0
 
 

@@ -1,8 +1,10 @@
 """The published distillation table rerun by us, plus the sweep over synthetic length M.
 
-    python benchmarks/distill_quality.py run     # distil, evaluate, then write the report
-    python benchmarks/distill_quality.py sweep   # MSE against M for HDT, CondTSF, Random
+    python benchmarks/distill_quality.py run [datasets=ETTh1] [methods=hdt,random] [seeds=5]
+    python benchmarks/distill_quality.py sweep [lengths=192,384] [methods=hdt,condtsf,random]
     python benchmarks/distill_quality.py report  # regenerate report, summary and plot
+
+`run` distils, evaluates, then writes the report; `sweep` measures MSE against M on ETTh1.
 
 One JSON record per (dataset, method, M, backbone) in results/distill_quality/records/.
 Generated from them: results/distill_quality/report.md, results/distill_quality_summary.json
@@ -11,12 +13,21 @@ and results/distill_quality/mse_vs_length.png.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 
-from benchmark_jobs import ROOT, SETS, distil_job, evaluate_job, load_records, plan, run_in_workers
+from benchmark_jobs import (
+    ROOT,
+    SETS,
+    command_line,
+    distil_job,
+    evaluate_job,
+    load_records,
+    plan,
+    run_in_workers,
+)
 
 RESULTS = ROOT / "results" / "distill_quality"
 SUMMARY = ROOT / "results" / "distill_quality_summary.json"
@@ -52,8 +63,26 @@ def cells(datasets: list[str], methods: list[str], lengths: list[int]) -> list[d
             for d in datasets for m in methods for n in lengths]
 
 
-def execute(planned: list[dict], args: argparse.Namespace) -> None:
-    distils, evals = plan(planned, args.backbones.split(","), args.seeds, record_path)
+@dataclass(frozen=True)
+class RunArgs:
+    datasets: tuple[str, ...] = ("ETTh1", "ETTh2", "ETTm1", "ETTm2", "exchange_rate")
+    methods: tuple[str, ...] = METHODS
+    backbones: tuple[str, ...] = BACKBONES
+    seeds: int = 5
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class SweepArgs:
+    lengths: tuple[int, ...] = (192, 384, 768, 1536)
+    methods: tuple[str, ...] = ("hdt", "condtsf", "random")
+    backbones: tuple[str, ...] = BACKBONES
+    seeds: int = 5
+    workers: int = 2
+
+
+def execute(planned: list[dict], args: RunArgs | SweepArgs) -> None:
+    distils, evals = plan(planned, list(args.backbones), args.seeds, record_path)
     run_in_workers(distil_job, distils, args.workers)
     run_in_workers(evaluate_job, evals, args.workers)
     report()
@@ -144,25 +173,12 @@ def _plot_sweep(table: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "sweep"):
-        p = sub.add_parser(name)
-        p.add_argument("--backbones", default=",".join(BACKBONES))
-        p.add_argument("--seeds", type=int, default=5)
-        p.add_argument("--workers", type=int, default=2)
-    sub.choices["run"].add_argument("--datasets", default="ETTh1,ETTh2,ETTm1,ETTm2,exchange_rate")
-    sub.choices["run"].add_argument("--methods", default=",".join(METHODS))
-    sub.choices["sweep"].add_argument("--lengths", default="192,384,768,1536")
-    sub.choices["sweep"].add_argument("--methods", default="hdt,condtsf,random")
-    sub.add_parser("report")
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        execute(cells(args.datasets.split(","), args.methods.split(","), [384]), args)
-    elif args.command == "sweep":
-        lengths = [int(n) for n in args.lengths.split(",")]
-        execute(cells(["ETTh1"], args.methods.split(","), lengths), args)
+    command, args = command_line(argv, {"run": RunArgs(), "sweep": SweepArgs(),
+                                        "report": None}, __doc__)
+    if command == "run":
+        execute(cells(list(args.datasets), list(args.methods), [384]), args)
+    elif command == "sweep":
+        execute(cells(["ETTh1"], list(args.methods), list(args.lengths)), args)
     else:
         report()
     return 0

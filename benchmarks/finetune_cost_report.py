@@ -16,14 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark_jobs import ROOT
+from finetune_cost_arms import LABELS, RULE, TRAINED_ARMS, ZERO_SHOT_ARMS
 
 RESULTS = ROOT / "results" / "finetune_cost"
 SUMMARY = ROOT / "results" / "finetune_cost_summary.json"
-TRAINED_ARMS = ("full", "hdt", "condtsf", "random")
-ZERO_SHOT_ARMS = ("zeroshot", "random_init")
-LABELS = {"zeroshot": "zero-shot", "random_init": "zero-shot, random-init model",
-          "full": "full data", "hdt": "HDT set", "condtsf": "CondTSF set",
-          "random": "Random subset"}
 # The published claim (PROTOCOL.md) and our aims.
 TARGETS = {"cost_reduction": (80.0, 100.0), "mse_increase_pct": (2.5, 2.0),
            "overall_speedup": (8.5, 10.0)}
@@ -73,7 +69,7 @@ def load_arms(records: list[dict]) -> dict[tuple[str, str], dict[str, Arm]]:
             grid = {r["learning_rate"]: r["best_val_mse"] for r in runs if r["seed"] == 0}
             if len(grid) < len(runs[0]["rule"]["learning_rates"]):
                 continue  # selection not finished
-            chosen = min(grid, key=grid.get)
+            chosen = RULE.choose(grid)
             table[key][name] = Arm(name, [r for r in runs if r["learning_rate"] == chosen],
                                    chosen, grid)
     return table

@@ -1,6 +1,6 @@
 """Fine-tuning throughput of Moirai-small on this machine, and our loop's overhead.
 
-    python benchmarks/finetune_throughput.py [--steps 30] [--size small]
+    python benchmarks/finetune_throughput.py run [steps=30] [size=small] [threads=2]
 
 Runs the Accelerate loop (`run_finetune`, no evaluation or checkpoint inside the timed steps)
 and a bare forward/backward/AdamW loop over the same batches, and writes
@@ -10,29 +10,39 @@ Steps after the first three are timed (the first ones warm up allocators and cac
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from benchmark_jobs import command_line
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP = 3
 
 
+@dataclass(frozen=True)
+class RunArgs:
+    steps: int = 30
+    size: str = "small"
+    threads: int = torch.get_num_threads()
+
+
 def bare_loop(config, steps: int) -> float:
     """Seconds per step of the plainest loop over the same batches as the trainer."""
+    from hdt_finetune.data import prepare_data
     from hdt_finetune.finetune.finetune_data import load_finetune_data
     from hdt_finetune.finetune.finetune_loop import EpochShuffle
-    from hdt_finetune.finetune.model_factory import build_adapter
+    from hdt_finetune.finetune.forecast_adapter import build_adapter
 
     torch.manual_seed(config.seed)
-    adapter = build_adapter(config)
-    data = load_finetune_data(config.dataset, "full", config.context_length, config.horizon)
+    adapter = build_adapter(config.model, config.context_length, config.horizon, config.seed)
+    data = load_finetune_data(config.train_data, prepare_data(config.dataset),
+                              config.context_length, config.horizon)
     loader = torch.utils.data.DataLoader(data.train, batch_size=config.batch_size,
                                          sampler=EpochShuffle(len(data.train), config.seed),
                                          drop_last=True)
@@ -65,16 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     from hdt_finetune.finetune.finetune_config import FinetuneConfig
     from hdt_finetune.provenance import git_commit, machine, package_versions, peak_rss_mb
 
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--size", default="small")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    args = parser.parse_args(argv)
+    _, args = command_line(argv, {"run": RunArgs()}, __doc__)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         config = FinetuneConfig.from_overrides([
-            "model=moirai", f"model_size={args.size}", "model.init=random",
+            "model.family=moirai", f"model.size={args.size}", "model.init=random",
             f"max_steps={args.steps}", f"eval_every={args.steps}", f"save_every={args.steps}",
             "val_stride=400", "test_stride=400", "num_samples=5", "warmup_steps=0",
             f"out={tmp}/run"])

@@ -1,16 +1,26 @@
 """Benchmark the reference methods (full data, Random) with the evaluation harness.
 
-    python benchmarks/reference_methods.py run      # one JSON record per
-                                                    # (dataset, method, backbone), then the table
+    python benchmarks/reference_methods.py run [datasets=ETTh1,ETTh2] [seeds=5] [workers=2]
     python benchmarks/reference_methods.py report   # regenerate the table from the records
+
+`run` writes one JSON record per (dataset, method, backbone), then the table.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 
-from benchmark_jobs import ROOT, SETS, distil_job, evaluate_job, load_records, plan, run_in_workers
+from benchmark_jobs import (
+    ROOT,
+    SETS,
+    command_line,
+    distil_job,
+    evaluate_job,
+    load_records,
+    plan,
+    run_in_workers,
+)
 
 RESULTS = ROOT / "results" / "reference"
 
@@ -33,11 +43,21 @@ def record_path(cell: dict, backbone: str):
     return RESULTS / "records" / f"{cell['dataset']}__{cell['method']}__{backbone}.json"
 
 
-def run(args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class RunArgs:
+    datasets: tuple[str, ...] = ("ETTh1", "ETTh2", "ETTm1", "ETTm2")
+    methods: tuple[str, ...] = ("full", "random")
+    backbones: tuple[str, ...] = ("dlinear", "itransformer", "xpatch")
+    length: int = 384
+    seeds: int = 5
+    workers: int = 2
+
+
+def run(args: RunArgs) -> None:
     cells = [{"dataset": d, "method": m, "length": args.length,
               "set": str(SETS / f"{d}_{m}_M{args.length}_seed0")}
-             for d in args.datasets.split(",") for m in args.methods.split(",")]
-    distils, evals = plan(cells, args.backbones.split(","), args.seeds, record_path)
+             for d in args.datasets for m in args.methods]
+    distils, evals = plan(cells, list(args.backbones), args.seeds, record_path)
     run_in_workers(distil_job, distils, args.workers)
     run_in_workers(evaluate_job, evals, args.workers)
     report()
@@ -71,22 +91,8 @@ def report() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run_parser = sub.add_parser("run")
-    run_parser.add_argument("--datasets", default="ETTh1,ETTh2,ETTm1,ETTm2")
-    run_parser.add_argument("--methods", default="full,random")
-    run_parser.add_argument("--backbones", default="dlinear,itransformer,xpatch")
-    run_parser.add_argument("--length", type=int, default=384)
-    run_parser.add_argument("--seeds", type=int, default=5)
-    run_parser.add_argument("--workers", type=int, default=2)
-    sub.add_parser("report")
-    args = parser.parse_args(argv)
-    if args.command == "run":
-        run(args)
-    else:
-        report()
+    command, args = command_line(argv, {"run": RunArgs(), "report": None}, __doc__)
+    run(args) if command == "run" else report()
     return 0
 
 

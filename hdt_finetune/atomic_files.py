@@ -51,7 +51,29 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def atomic_write_json(path: str | Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    """Strict JSON: a NaN or infinite number is an error here, not an invalid file later."""
+    try:
+        text = json.dumps(payload, indent=2, allow_nan=False)
+    except ValueError as err:
+        raise ValueError(f"refusing to write {path}: {err} (a result is NaN or infinite)"
+                         ) from None
+    atomic_write_text(path, text + "\n")
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail now, with one line, if `path` (a file or folder to be written) cannot be created:
+    before hours of work, not after them."""
+    path = Path(path).absolute()
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".hdt-write-check.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PermissionError(f"cannot write {path}: {parent} is not writable "
+                              f"({err.strerror}); choose another output path") from None
 
 
 @contextmanager
@@ -73,12 +95,13 @@ def atomic_directory(final: str | Path, overwrite: bool = False) -> Iterator[Pat
         yield tmp
         fsync_tree(tmp)
         if final.exists():
-            # Move the old folder aside first so the swap itself is a single rename.
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            # Move the old folder aside first so the swap itself is a single rename; the
+            # aside name is unique, and removed once the new folder is in place.
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old",
+                                        dir=final.parent))
             os.replace(final, old)
             os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old)
         else:
             os.replace(tmp, final)
         fsync_path(final.parent)

@@ -1,4 +1,5 @@
-"""`hdt distill`: make a synthetic set with a method and write it with its manifest."""
+"""`hdt distill`: make a training set from one dataset with a method and write it with its
+manifest."""
 
 from __future__ import annotations
 
@@ -8,38 +9,41 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hdt_finetune.data.data_cache import cache_root
-from hdt_finetune.data.prepared_data import prepare_data
-from hdt_finetune.data.table_loading import RepairPolicy
+from hdt_finetune.data.prepared_data import DataSpec, PreparedData, prepare_data
 from hdt_finetune.distill.settings import DistillSettings
 from hdt_finetune.methods import METHODS, MethodInputs
-from hdt_finetune.provenance import Stopwatch, git_commit, package_versions, peak_rss_mb
-from hdt_finetune.synthetic import write_synthetic_set
+from hdt_finetune.provenance import Stopwatch, peak_rss_mb
+from hdt_finetune.synthetic import (
+    check_replaceable,
+    dataset_scaling,
+    dataset_source,
+    write_synthetic_set,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    dataset: str
+    data: DataSpec
     method: str
     out: Path
     length: int = 384
     seed: int = 0
     overwrite: bool = False
     settings: DistillSettings = field(default_factory=DistillSettings)
-    repair: RepairPolicy = field(default_factory=RepairPolicy)
-    date_column: str = "date"
-    columns: list[str] | None = None
     show_progress: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
-        if self.length < 1:
-            raise ValueError(f"length must be >= 1, got {self.length}")
-        if self.out.exists() and not self.overwrite:
-            raise FileExistsError(f"{self.out} already exists; choose another --out or pass "
-                                  "--overwrite")
+        window = self.settings.context_length + self.settings.horizon
+        # Every method but `full` (the whole split) makes a set to cut training windows from.
+        if self.method != "full" and self.length < window:
+            raise ValueError(f"length {self.length} is shorter than one training window "
+                             f"(context_length {self.settings.context_length} + horizon "
+                             f"{self.settings.horizon} = {window}); choose --length >= {window}")
+        check_replaceable(Path(self.out), self.overwrite)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -47,11 +51,11 @@ class DistillConfig:
         return self.out.parent / f".{self.out.name}.checkpoint"
 
 
-def run_distillation(config: DistillConfig) -> Path:
+def run_distillation(config: DistillConfig, data: PreparedData | None = None) -> Path:
+    """Distil `config.data` (or the already prepared `data`) and write the set."""
     clock = Stopwatch()
     settings = config.settings
-    data = prepare_data(config.dataset, settings.context_length, config.repair,
-                        config.date_column, config.columns)
+    data = data or prepare_data(config.data, settings.context_length)
     source_id = {"dataset": data.name, "sha256": data.sha256, "rows": list(data.borders.train),
                  "columns": list(data.columns)}
     outcome = METHODS[config.method](MethodInputs(
@@ -62,15 +66,11 @@ def run_distillation(config: DistillConfig) -> Path:
     buffer = outcome.info.get("expert_buffer")
     manifest = {
         "method": config.method,
-        "settings": {"length": config.length, **asdict(settings),
-                     "repair": asdict(config.repair), "date_column": config.date_column},
+        "settings": {"length": config.length, **asdict(settings)},
         "seed": config.seed,
-        "source": {"dataset": data.name, "path": data.source, "sha256": data.sha256,
-                   "split": "train", "rows": list(data.borders.train)},
-        "scaler": data.scaler.to_dict(),
+        "source": dataset_source(data),
+        "scaling": dataset_scaling(data),
         "method_info": outcome.info,
-        "versions": package_versions(),
-        "git": git_commit(),
         # A cached expert buffer still cost what it cost to build: count it.
         "cost": {"wall_s": wall_s + (buffer["wall_s"] if buffer and buffer["cached"] else 0.0),
                  "run_wall_s": wall_s, "peak_rss_mb": peak_rss_mb()},

@@ -52,11 +52,16 @@ def config_keys(cls: type, prefix: str = "") -> list[str]:
         if not field.init:
             continue
         kind = hints[field.name]
-        if dataclasses.is_dataclass(kind):
+        if _is_group(kind):
             keys += config_keys(kind, f"{prefix}{field.name}.")
         else:
             keys.append(f"{prefix}{field.name}")
     return keys
+
+
+def _is_group(kind: Any) -> bool:
+    """A nested dataclass of settings (not a typed value with its own text form)."""
+    return dataclasses.is_dataclass(kind) and not callable(getattr(kind, "parse", None))
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -82,7 +87,7 @@ def _replace(config: Any, changes: dict[str, Any], prefix: str) -> Any:
             raise ConfigError(f"unknown setting {prefix + key!r}; known: "
                               f"{', '.join(config_keys(type(config), prefix))}")
         kind = hints[head]
-        if dataclasses.is_dataclass(kind):
+        if _is_group(kind):
             if not dot:
                 raise ConfigError(f"{prefix + head!r} is a group of settings; set one of its "
                                   f"keys: {', '.join(config_keys(kind, prefix + head + '.'))}")

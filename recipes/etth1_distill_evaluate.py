@@ -3,14 +3,13 @@
     python recipes/etth1_distill_evaluate.py [method=random] [length=384] \
         [backbone=dlinear] [seeds=2]
 
-(`make demo` runs it.) Writes the set to runs/demo/ and a JSON report beside it.
+(`make distill-demo` runs it.) Config: recipes/configs/dlinear/random_cpu.yaml. Writes the set
+to runs/demo/ and a JSON report beside it.
 """
 
 import sys
-from pathlib import Path
 
-from hdt_finetune.demo import DemoConfig, run_demo
+from hdt_finetune.demo import run_demo_recipe
 
 if __name__ == "__main__":
-    config = DemoConfig.from_overrides(sys.argv[1:], out=Path("runs/demo"))
-    run_demo(config)
+    run_demo_recipe("dlinear/random_cpu", sys.argv[1:])

@@ -11,12 +11,12 @@ import pytest
 pytest.importorskip("matplotlib")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import finetune_cost  # noqa: E402
+import finetune_cost_arms  # noqa: E402
 import finetune_cost_report  # noqa: E402
 
 
 def test_the_rule_scales_validation_with_the_epoch_and_caps_steps():
-    rule = finetune_cost.SelectionRule()
+    rule = finetune_cost_arms.SelectionRule()
     assert rule.schedule(1351) == {"eval_every": 11, "max_steps": 840, "save_every": 11}
     assert rule.schedule(59143) == {"eval_every": 200, "max_steps": 2000, "save_every": 200}
     assert rule.schedule(100)["eval_every"] == 10

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from hdt_finetune.data import DataSpec
 from hdt_finetune.distill.settings import DistillSettings
 from hdt_finetune.distillation import DistillConfig, run_distillation
 from hdt_finetune.synthetic import read_synthetic_set
@@ -52,7 +53,7 @@ def test_every_method_makes_the_pinned_set(tmp_path, shared_data_dir, private_ca
     digests = {}
     for method in SET_DIGESTS:
         folder = run_distillation(DistillConfig(
-            dataset="ETTh1", method=method, out=tmp_path / method, length=192, seed=0,
+            data=DataSpec("ETTh1"), method=method, out=tmp_path / method, length=192, seed=0,
             settings=settings, show_progress=False))
         digests[method] = values_digest(read_synthetic_set(folder).values)
     assert digests == SET_DIGESTS
@@ -81,7 +82,7 @@ def test_a_three_step_finetune_makes_the_pinned_weights(tmp_path, shared_data_di
     from hdt_finetune.finetune.finetune_loop import run_finetune
 
     run_finetune(FinetuneConfig.from_overrides([
-        "model=moirai", "model_size=tiny", "model.init=random", "dataset=ETTh1",
+        "model.family=moirai", "model.size=tiny", "model.init=random", "dataset=ETTh1",
         "train_data=full", "max_steps=3", "batch_size=8", "eval_every=3", "save_every=3",
         "val_stride=400", "test_stride=400", "num_samples=5", f"out={tmp_path / 'run'}"]))
     weights = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))

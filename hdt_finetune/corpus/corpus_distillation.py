@@ -46,9 +46,9 @@ from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_
 from hdt_finetune.distill.real_sampler import PoolSampler
 from hdt_finetune.distill.settings import SWITCHES, DistillSettings
 from hdt_finetune.distill.spectral import harmonic_filter, to_spectrum, top_k_mask
-from hdt_finetune.provenance import Stopwatch, git_commit, package_versions, peak_rss_mb
+from hdt_finetune.provenance import Stopwatch, peak_rss_mb
 from hdt_finetune.run_identity import ForeignCheckpointError, fingerprint
-from hdt_finetune.synthetic import write_synthetic_set
+from hdt_finetune.synthetic import check_replaceable, per_series_scaling, write_synthetic_set
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,7 @@ class CorpusDistillConfig:
         window = self.settings.context_length + self.settings.horizon
         if self.length < window:
             raise ValueError(f"length {self.length} is shorter than one window ({window})")
-        if Path(self.out).exists() and not self.overwrite:
-            raise FileExistsError(f"{self.out} already exists; choose another --out or pass "
-                                  "--overwrite")
+        check_replaceable(Path(self.out), self.overwrite)
         # Corpus windows carry their own scale; the student's must too.
         object.__setattr__(self, "settings",
                            dataclasses.replace(self.settings, window_norm=True))
@@ -174,9 +172,11 @@ def _build_real_side(config: CorpusDistillConfig, group: ProcessGroup, folder: P
     if config.method != "random":
         x, y = _expert_windows(config, sample, group)
         trajectories = _train_experts(x, y, config, group)
+    # The corpus' checksum, once (main process): read apart from the pass, it costs only I/O.
+    source = {"reader": reader.describe(),
+              "sha256": reader.checksum() if group.is_main else None}
     real = _RealSide(torch.from_numpy(sample.pool.filled.copy()), trajectories,
-                     sample.moments, sample.counts, pass_s, clock.seconds() - pass_s,
-                     reader.describe())
+                     sample.moments, sample.counts, pass_s, clock.seconds() - pass_s, source)
     _save_real_side(folder, run_key, real)
     return real
 
@@ -286,8 +286,8 @@ def _write(config: CorpusDistillConfig, values: np.ndarray, reports: list[dict],
         moments.merge(Moments(**report["moments"]))
     counts = {key: sum(r["counts"][key] for r in reports) for key in reports[0]["counts"]}
     if counts["windows_skipped"]:
-        log.warning("skipped %d windows holding non-finite values or a constant context",
-                    counts["windows_skipped"])
+        log.warning("skipped %d windows holding non-finite values, outliers or a constant "
+                    "context", counts["windows_skipped"])
     wall = max(r["wall_s"] for r in reports)
     manifest = {
         "method": config.method,
@@ -296,13 +296,13 @@ def _write(config: CorpusDistillConfig, values: np.ndarray, reports: list[dict],
                      "window_reservoir": config.window_reservoir,
                      "pool_size": config.pool_size, **asdict(config.settings)},
         "seed": config.seed,
-        "source": {"corpus": config.corpus, **source},
-        # Points of all processes; the set itself is in per-window normalised units.
-        "scaler": {"mean": moments.mean, "std": moments.std, "count": moments.count},
-        "corpus_counts": counts,
+        # The statistics of every finite point of every process' share; the set itself is in
+        # per-window normalised units, so its scaling is its own (per_series).
+        "source": {"kind": "corpus", "corpus": config.corpus, **source, "counts": counts,
+                   "moments": {"mean": moments.mean, "std": moments.std,
+                               "count": moments.count}},
+        "scaling": per_series_scaling(values),
         "method_info": {"student_lr": student_lr, "loss_curve": history},
-        "versions": package_versions(),
-        "git": git_commit(),
         "cost": {
             "wall_s": wall, "processes": world,
             "peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in reports),

@@ -15,11 +15,14 @@ Series are numbered in a fixed order; process `rank` of `world` reads series `i`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from hdt_finetune.checksums import sha256_of
 
 TIME_COLUMNS = ("date", "timestamp", "time", "datetime")
 
@@ -33,6 +36,7 @@ class Chunk:
     series: int  # the series' number in the corpus order
     values: np.ndarray  # float64, consecutive points of that series
     last: bool  # the series ends with this chunk
+    name: str  # where the series is: "file.parquet:column" or "series N of FOLDER"
 
 
 class CorpusReader:
@@ -43,6 +47,19 @@ class CorpusReader:
 
     def describe(self) -> dict:
         return {"kind": self.kind, "location": self.location, "files": len(self.files)}
+
+    def checksum(self) -> str | None:
+        """One sha256 of every file of the corpus (None for a hub corpus, which we stream)."""
+        if self.kind == "hub":
+            return None
+        root = Path(self.location)
+        digest = hashlib.sha256()
+        for path in self.files:
+            for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+                    else [path]:
+                digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+                digest.update(sha256_of(file).encode())
+        return digest.hexdigest()
 
     def chunks(self, rank: int = 0, world: int = 1) -> Iterator[Chunk]:
         if self.kind == "tables":
@@ -63,7 +80,7 @@ class CorpusReader:
                 continue
             for batch, last in _with_last(_table_batches(path, mine, self.chunk_rows)):
                 for column in mine:
-                    yield Chunk(first[column], batch[column], last)
+                    yield Chunk(first[column], batch[column], last, f"{path}:{column}")
 
     # --- Hugging Face / uni2ts datasets ----------------------------------------------------
 
@@ -75,7 +92,8 @@ class CorpusReader:
                 variates = target.reshape(1, -1) if target.ndim == 1 else target
                 for variate in variates:
                     if number % world == rank:
-                        yield from _split(number, variate, self.chunk_rows)
+                        yield from _split(number, variate, self.chunk_rows,
+                                          f"series {number} of {self.location}")
                     number += 1
 
     def _dataset_rows(self) -> Iterator:
@@ -128,7 +146,23 @@ def _is_saved_dataset(folder: Path) -> bool:
 
 
 def _series_columns(path: Path) -> list[str]:
-    """The numeric columns of a table, checked from its schema (Parquet) or first rows (CSV)."""
+    """The numeric columns of a table, checked from its schema (Parquet) or first rows (CSV);
+    a file that cannot be read as its kind fails naming it."""
+    try:
+        names, bad = _numeric_columns(path)
+    except Exception as err:  # noqa: BLE001 - pandas and pyarrow raise many types
+        kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise CorpusError(f"{path} cannot be read as {kind} ({reason})") from None
+    if bad:
+        raise CorpusError(f"{path}: column(s) {bad} are not numeric; every column but a "
+                          f"time column ({', '.join(TIME_COLUMNS)}) must be a series")
+    if not names:
+        raise CorpusError(f"{path} holds no series column")
+    return [str(c) for c in names]
+
+
+def _numeric_columns(path: Path) -> tuple[list, list]:
     if path.suffix.lower() == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -142,11 +176,9 @@ def _series_columns(path: Path) -> list[str]:
 
         head = pd.read_csv(path, nrows=50)
         names = [c for c in head.columns if str(c).lower() not in TIME_COLUMNS]
-        bad = [c for c in names if not pd.api.types.is_numeric_dtype(head[c])]
-    if bad:
-        raise CorpusError(f"{path}: column(s) {bad} are not numeric; every column but a "
-                          f"time column ({', '.join(TIME_COLUMNS)}) must be a series")
-    return [str(c) for c in names]
+        # A header without rows reads as text columns: no rows is no data, not bad data.
+        bad = [c for c in names if len(head) and not pd.api.types.is_numeric_dtype(head[c])]
+    return names, bad
 
 
 def _table_batches(path: Path, columns: list[str], rows: int) -> Iterator[dict[str, np.ndarray]]:
@@ -163,10 +195,10 @@ def _table_batches(path: Path, columns: list[str], rows: int) -> Iterator[dict[s
             yield {c: frame[c].to_numpy(dtype=np.float64) for c in columns}
 
 
-def _split(number: int, values: np.ndarray, rows: int) -> Iterator[Chunk]:
+def _split(number: int, values: np.ndarray, rows: int, name: str) -> Iterator[Chunk]:
     pieces = (values[start : start + rows] for start in range(0, max(len(values), 1), rows))
     for piece, last in _with_last(pieces):
-        yield Chunk(number, piece, last)
+        yield Chunk(number, piece, last, name)
 
 
 def _with_last(items: Iterator) -> Iterator[tuple[object, bool]]:

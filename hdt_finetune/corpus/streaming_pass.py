@@ -11,17 +11,25 @@ memory bounded by settings, never by the corpus.
   harmonic selection and initialisation draw real subsequences from.
 
 Windows or subsequences holding a non-finite value, and windows whose context is constant,
-are skipped and counted; series shorter than a window contribute none and are counted.
+are skipped and counted; series shorter than a window contribute none and are counted. A
+point more than 10^6 median absolute deviations from its chunk's median (a sentinel such as
+1e35) is treated as missing, counted, and its series named in a warning: one such value
+would otherwise set the corpus statistics and swamp every window that holds it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from hdt_finetune.corpus.corpus_reader import CorpusReader
+
+log = logging.getLogger(__name__)
+
+OUTLIER_MADS = 1e6
 
 
 @dataclass(frozen=True)
@@ -113,20 +121,28 @@ def stream_corpus(reader: CorpusReader, settings: PassSettings, seed: int, rank:
     windows = Reservoir(settings.window_reservoir, window)
     pool = Reservoir(settings.pool_size, settings.length)
     counts = {"series": 0, "points": 0, "short_series": 0, "windows": 0,
-              "windows_skipped": 0, "subsequences": 0}
+              "windows_skipped": 0, "subsequences": 0, "outliers": 0}
     keep = max(window, settings.length) - 1
     tails: dict[int, np.ndarray] = {}
     lengths: dict[int, int] = {}
     bar = tqdm(desc=f"corpus pass (process {rank})", unit=" points", unit_scale=True,
                disable=not show_progress)
     for chunk in reader.chunks(rank, world):
+        values = chunk.values
+        outliers = _outliers(values)
+        if outliers.any():
+            counts["outliers"] += int(outliers.sum())
+            log.warning("%s: %d point(s) more than %g median absolute deviations from the "
+                        "median (largest %.3g) treated as missing", chunk.name,
+                        int(outliers.sum()), OUTLIER_MADS, float(np.abs(values[outliers]).max()))
+            values = np.where(outliers, np.nan, values)
         tail = tails.pop(chunk.series, np.empty(0))
-        buffer = np.concatenate([tail, chunk.values])
-        finite = np.isfinite(chunk.values)
-        moments.add(chunk.values[finite])
-        counts["points"] += chunk.values.size
-        lengths[chunk.series] = lengths.get(chunk.series, 0) + chunk.values.size
-        bar.update(chunk.values.size)
+        buffer = np.concatenate([tail, values])
+        finite = np.isfinite(values)
+        moments.add(values[finite])
+        counts["points"] += values.size
+        lengths[chunk.series] = lengths.get(chunk.series, 0) + values.size
+        bar.update(values.size)
         prefix = _PrefixSums.of(buffer)
         counts["windows_skipped"] += _sample(buffer, prefix, tail.size, window, windows, rng,
                                              settings.context_length)
@@ -140,6 +156,19 @@ def stream_corpus(reader: CorpusReader, settings: PassSettings, seed: int, rank:
     counts["windows"] = windows.seen
     counts["subsequences"] = pool.seen
     return CorpusSample(moments, windows, pool, counts)
+
+
+def _outliers(values: np.ndarray) -> np.ndarray:
+    """Finite points absurdly far from the chunk's median; the median and its absolute
+    deviation are estimated on every 64th point, which keeps the check cheap."""
+    sample = values[::64]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    median = float(np.median(sample))
+    spread = float(np.median(np.abs(sample - median))) or max(abs(median), 1.0)
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (np.abs(values - median) > OUTLIER_MADS * spread)
 
 
 @dataclass(frozen=True)

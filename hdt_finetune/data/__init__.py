@@ -2,12 +2,13 @@
 
 from hdt_finetune.data.data_cache import DatasetUnavailableError, data_dir, ensure_dataset_file
 from hdt_finetune.data.dataset_registry import DATASETS, DatasetSpec
-from hdt_finetune.data.prepared_data import PreparedData, prepare_data
+from hdt_finetune.data.prepared_data import DataSpec, PreparedData, prepare_data
 from hdt_finetune.data.table_loading import DataValidationError, RepairPolicy, TimeSeriesTable
 from hdt_finetune.data.windows import SlidingWindowDataset
 
 __all__ = [
     "DATASETS",
+    "DataSpec",
     "DataValidationError",
     "DatasetSpec",
     "DatasetUnavailableError",

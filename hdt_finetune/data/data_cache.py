@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 from tqdm.auto import tqdm
 
+from hdt_finetune.checksums import sha256_of
 from hdt_finetune.data.dataset_registry import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,6 @@ def cache_root() -> Path:
     """Where derived artefacts (expert buffers) are cached: $HDT_CACHE_DIR or the user cache."""
     configured = os.environ.get(CACHE_DIR_ENV)
     return Path(configured).expanduser() if configured else Path(user_cache_dir("hdt_finetune"))
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ensure_dataset_file(spec: DatasetSpec, cache: Path | None = None) -> Path:

@@ -58,13 +58,22 @@ def read_frame(path: Path) -> pd.DataFrame:
         return _read_hf_folder(path)
     suffix = path.suffix.lower()
     if suffix in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    if suffix in {".csv", ".txt"} or path.name.endswith(".csv.gz"):
-        return pd.read_csv(path)
-    raise DataValidationError(
-        f"{path}: unsupported file type {suffix!r}; give a .csv, .parquet or a folder saved "
-        "with datasets.Dataset.save_to_disk"
-    )
+        reader, kind = pd.read_parquet, "Parquet"
+    elif suffix in {".csv", ".txt"} or path.name.endswith(".csv.gz"):
+        reader, kind = pd.read_csv, "CSV"
+    else:
+        raise DataValidationError(
+            f"{path}: unsupported file type {suffix!r}; give a .csv, .parquet or a folder "
+            "saved with datasets.Dataset.save_to_disk"
+        )
+    try:
+        return reader(path)
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"{path} is empty: it holds no header and no rows") from None
+    except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError) as err:
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise DataValidationError(f"{path} cannot be read as {kind} ({reason}); is it a "
+                                  f"{kind} file?") from None
 
 
 def _read_hf_folder(path: Path) -> pd.DataFrame:
@@ -123,6 +132,8 @@ def table_from_frame(
 ) -> TimeSeriesTable:
     """Validate a frame (a date column plus numeric columns) and apply the opted-in repairs."""
     repair = repair or RepairPolicy()
+    if len(frame) == 0:
+        raise DataValidationError(f"{source} holds a header but no data rows")
     if date_column not in frame.columns:
         raise DataValidationError(
             f"{source}: no date column {date_column!r}; columns are {list(frame.columns)}. "
@@ -151,6 +162,7 @@ def table_from_frame(
     frame = _check_order(frame, source, date_column, repair)
     values = frame[value_columns].to_numpy(dtype=np.float64)
     values = _check_finite(values, value_columns, source, repair)
+    _check_float32_range(values, value_columns, source)
     return TimeSeriesTable(
         source=source,
         timestamps=pd.DatetimeIndex(frame[date_column]),
@@ -245,6 +257,18 @@ def _check_finite(
             source, name, int(column_bad.sum()), longest,
         )
     return values
+
+
+def _check_float32_range(values: np.ndarray, columns: list[str], source: str) -> None:
+    """Training runs in float32: a finite value beyond its range would become infinite."""
+    limit = float(np.finfo(np.float32).max)
+    outside = np.abs(values) > limit
+    if outside.any():
+        row, c = (int(i) for i in np.argwhere(outside)[0])
+        raise DataValidationError(
+            f"{source}: column {columns[c]!r} holds {values[row, c]:.3g} at row {row}, outside "
+            f"the float32 range (±{limit:.3g}) that training uses; fix the value or rescale "
+            "the column")
 
 
 def _longest_run(mask: np.ndarray) -> int:

@@ -1,4 +1,4 @@
-"""`hdt evaluate`: evaluate a synthetic set (or the full train split) across backbones."""
+"""`hdt evaluate`: evaluate a training set (or the full train split) across backbones."""
 
 from __future__ import annotations
 
@@ -6,37 +6,36 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hdt_finetune.atomic_files import atomic_write_json
-from hdt_finetune.data.prepared_data import prepare_data
-from hdt_finetune.data.table_loading import RepairPolicy
+from hdt_finetune.atomic_files import atomic_write_json, check_writable
+from hdt_finetune.checksums import sha256_of_values
+from hdt_finetune.data.prepared_data import DataSpec, prepare_data
 from hdt_finetune.evaluation.harness import TrainingRecipe, evaluate_backbone
 from hdt_finetune.provenance import git_commit, machine, package_versions, peak_rss_mb
-from hdt_finetune.synthetic import check_same_source, read_synthetic_set
+from hdt_finetune.synthetic import (
+    SyntheticSetError,
+    check_usable_with,
+    read_synthetic_set,
+    source_spec,
+)
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    dataset: str | None
+    data: DataSpec | None  # None: the data the set was made from (its manifest says)
     synthetic: Path | None = None
     full: bool = False
     backbones: tuple[str, ...] = ("dlinear",)
     seeds: int = 5
-    context_length: int = 96
-    horizon: int = 96
-    max_steps: int | None = None
-    learning_rate: float | None = None
-    early_stopping: bool = True
+    recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
     json_path: Path | None = None
-    repair: RepairPolicy = field(default_factory=RepairPolicy)
-    date_column: str = "date"
-    columns: list[str] | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         from hdt_finetune.backbones import BACKBONE_NAMES
 
         if (self.synthetic is None) == (not self.full):
             raise ValueError("give exactly one of --synthetic DIR or --full")
-        if self.dataset is None and self.synthetic is None:
+        if self.data is None and self.synthetic is None:
             raise ValueError("--full needs --dataset")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
@@ -45,30 +44,31 @@ class EvaluateConfig:
             raise ValueError(
                 f"unknown backbone(s) {unknown}; choose from {', '.join(BACKBONE_NAMES)}"
             )
-
-    def recipe(self) -> TrainingRecipe:
-        overrides: dict[str, Any] = {}
-        if self.max_steps is not None:
-            overrides["max_steps"] = self.max_steps
-        if self.learning_rate is not None:
-            overrides["learning_rate"] = self.learning_rate
-        return TrainingRecipe(context_length=self.context_length, horizon=self.horizon,
-                              early_stopping=self.early_stopping, **overrides)
+        if self.json_path is not None:
+            if Path(self.json_path).exists() and not self.overwrite:
+                raise FileExistsError(f"{self.json_path} already exists; choose another --json "
+                                      "or pass --overwrite")
+            check_writable(self.json_path)
 
 
 def run_evaluation(config: EvaluateConfig) -> dict[str, Any]:
+    recipe = config.recipe
     synthetic = read_synthetic_set(config.synthetic) if config.synthetic else None
-    dataset = config.dataset or (synthetic.manifest["source"]["path"] if synthetic else None)
-    data = prepare_data(dataset, config.context_length, config.repair, config.date_column,
-                        config.columns)
+    if synthetic is not None and synthetic.scaling_kind == "per_series":
+        raise SyntheticSetError(
+            f"{config.synthetic} carries per-series scaling (a corpus set): its series are not "
+            "a dataset's channels, which the backbones here train on. Fine-tune on it with "
+            "`hdt finetune` instead")
+    spec = config.data or source_spec(synthetic)
+    data = prepare_data(spec, recipe.context_length)
     if synthetic is not None:
-        check_same_source(synthetic.manifest, data, config.synthetic)
-        train_values, training = synthetic.values, {
-            "kind": "synthetic", "path": str(config.synthetic),
-            "method": synthetic.manifest.get("method"), "manifest": synthetic.manifest}
+        check_usable_with(synthetic, data)
+        train_values, training = synthetic.values, {"kind": "synthetic",
+                                                    **synthetic.describe()}
     else:
-        train_values, training = data.train, {"kind": "full", "rows": list(data.borders.train)}
-    recipe = config.recipe()
+        train_values, training = data.train, {
+            "kind": "full", "dataset": data.name, "rows": list(data.borders.train),
+            "content_sha256": sha256_of_values(data.train, data.columns)}
     results = [
         evaluate_backbone(train_values, data, backbone, list(range(config.seeds)), recipe)
         for backbone in config.backbones

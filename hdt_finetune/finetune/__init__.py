@@ -1,29 +1,5 @@
-"""Fine-tuning time-series foundation models (Moirai via uni2ts) on distilled or real windows.
-
-uni2ts is optional: importing this package never imports it; the Moirai functions do, through
-:func:`hdt_finetune.finetune.uni2ts_compat.import_uni2ts`.
-"""
-
-from hdt_finetune.finetune.model_source import ModelUnavailableError
-from hdt_finetune.finetune.moirai_adapter import (
-    RANDOM_INIT_WEIGHTS,
-    LoadedMoirai,
-    MoiraiAdapter,
-    MoiraiBatch,
-    MoiraiSpec,
-    load_moirai,
-    random_moirai,
-)
-from hdt_finetune.finetune.uni2ts_compat import import_uni2ts
-
-__all__ = [
-    "RANDOM_INIT_WEIGHTS",
-    "LoadedMoirai",
-    "ModelUnavailableError",
-    "MoiraiAdapter",
-    "MoiraiBatch",
-    "MoiraiSpec",
-    "import_uni2ts",
-    "load_moirai",
-    "random_moirai",
-]
+"""The fine-tuning back end: foundation models (Moirai through uni2ts, PatchTST) behind one
+adapter interface, fine-tuned by an explicit Accelerate loop on a training-set folder, the
+full train split or a corpus, with validation and test on a dataset's real splits. It reads
+training sets through their folder format and never imports the distillation code; only
+`finetune_command` distils a set on demand."""

@@ -1,31 +1,34 @@
-"""The typed configuration of one fine-tuning run, built from `key=value` overrides."""
+"""The typed configuration of one fine-tuning run, built from a recipe config file and
+`key=value` overrides by the one override parser (`typed_overrides`)."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
+
+from hdt_finetune.finetune.forecast_adapter import ModelChoice
+from hdt_finetune.finetune.train_data import TrainData
+from hdt_finetune.typed_overrides import apply_overrides, require_finite
 
 Mode = Literal["full", "head", "freeze_ffn", "lora"]
-ModelFamily = Literal["moirai", "patchtst"]
 Precision = Literal["auto", "no", "bf16", "fp16"]
+# Settings that do not change what the run trains: a checkpoint made under other values of
+# these is still this run's (everything else is in the checkpoint fingerprint).
+NOT_IN_FINGERPRINT = ("out", "overwrite", "trackers", "save_every", "test_stride",
+                      "num_samples")
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     out: Path = Path("runs/finetune")
-    # model
-    model: ModelFamily = "moirai"
-    model_size: str = "small"  # moirai: small|base|large (|tiny for tests); patchtst: tiny|base
-    model_version: str = "1.1"  # moirai 1.0 or 1.1
-    model_init: Literal["pretrained", "random"] = "pretrained"
-    model_source: str | None = None  # a folder or hub id; None: the family's hub id
-    patch_size: int = 32  # moirai's fixed patch size; patchtst's patch length
+    overwrite: bool = False  # replace a run of other settings in `out` (only our files)
+    model: ModelChoice = field(default_factory=ModelChoice)
     # data: validation and test always come from the real splits of `dataset`
     dataset: str = "ETTh1"
-    # "full" (the real train split), a synthetic-set folder, or "corpus:A,B,generated"
-    train_data: str = "full"
+    train_data: TrainData = field(default_factory=lambda: TrainData("full"))
     context_length: int = 96
     horizon: int = 96
     # Every n-th window (1: all of them). Validation runs many times per fine-tune, for early
@@ -55,54 +58,42 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
-        for name in ("patch_size", "context_length", "horizon", "val_stride", "test_stride",
-                     "lora_rank",
-                     "lora_alpha", "batch_size", "grad_accum", "eval_every",
-                     "patience", "save_every", "num_samples"):
+        for name in ("context_length", "horizon", "val_stride", "test_stride", "lora_rank",
+                     "lora_alpha", "batch_size", "grad_accum", "eval_every", "patience",
+                     "save_every", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0 (0: evaluate only), got {self.max_steps}")
+        require_finite(self, "learning_rate", "max_grad_norm", "weight_decay", "lora_dropout")
         for name in ("learning_rate", "max_grad_norm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or not 0 <= self.lora_dropout < 1:
             raise ValueError("warmup_steps and weight_decay must be >= 0, lora_dropout in [0, 1)")
-        for name, kind in (("model", ModelFamily), ("mode", Mode),
-                           ("mixed_precision", Precision)):
+        for name, kind in (("mode", Mode), ("mixed_precision", Precision)):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(f"{name} must be one of {get_args(kind)}, "
                                  f"got {getattr(self, name)!r}")
-        if self.model_init not in ("pretrained", "random"):
-            raise ValueError(f"model_init must be 'pretrained' or 'random', "
-                             f"got {self.model_init!r}")
 
     @classmethod
-    def from_overrides(cls, pairs: list[str], **defaults: object) -> FinetuneConfig:
-        """`key=value` strings over `defaults`; an unknown key or a bad value names itself.
-        `model.init=random` is accepted as a spelling of `model_init=random`."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values = dict(defaults)
-        for pair in pairs:
-            key, sep, raw = pair.partition("=")
-            key = key.replace(".", "_")
-            if not sep or key not in fields:
-                raise ValueError(f"unknown setting {pair!r}; known: {', '.join(fields)}")
-            values[key] = _parse(key, raw, fields[key].type)
-        return cls(**values)
+    def from_overrides(cls, overrides: Iterable[str], defaults: dict[str, Any] | None = None
+                       ) -> FinetuneConfig:
+        """The defaults of a config file (dotted keys), then `key=value` overrides."""
+        return apply_overrides(apply_overrides(cls(), defaults or {}), list(overrides))
 
+    def settings(self) -> dict[str, str]:
+        """Every setting as text, dotted keys (for records, trackers and error messages)."""
+        flat: dict[str, str] = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, ModelChoice):
+                flat.update({f"{item.name}.{k}": str(v)
+                             for k, v in dataclasses.asdict(value).items()})
+            else:
+                flat[item.name] = str(value)
+        return flat
 
-def _parse(key: str, raw: str, annotation: object) -> object:
-    text = str(annotation)
-    try:
-        if key == "out":
-            return Path(raw)
-        if text.startswith("int"):
-            return int(raw)
-        if text.startswith("float"):
-            return float(raw)
-        if "None" in text and raw.lower() == "none":
-            return None
-        return raw
-    except ValueError:
-        raise ValueError(f"bad value for {key}: {raw!r}") from None
+    def result_settings(self) -> dict[str, str]:
+        """The settings that shape the result: what a resumed checkpoint must share."""
+        return {k: v for k, v in self.settings().items() if k not in NOT_IN_FINGERPRINT}

@@ -1,22 +1,24 @@
 """Training, validation and test windows for fine-tuning, channel-independent (univariate).
 
-Training windows come from the real train split or from a synthetic-set folder; validation and
-test windows always come from the real splits. The synthetic set is read through its storage
-format only: the trainer never imports distillation code.
+Training windows come from the real train split, a training-set folder (distilled from the
+dataset or from a corpus; read through its verified format, never through distillation
+code) or a corpus of other datasets; validation and test windows always come from the real
+splits of the config's dataset.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from hdt_finetune.data.prepared_data import prepare_data
+from hdt_finetune.checksums import sha256_of_values
+from hdt_finetune.data.prepared_data import PreparedData
 from hdt_finetune.data.windows import SlidingWindowDataset
-from hdt_finetune.synthetic import check_same_source, read_synthetic_set
+from hdt_finetune.finetune.train_data import TrainData
+from hdt_finetune.synthetic import check_usable_with, read_synthetic_set
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class FinetuneData:
     train: torch.utils.data.TensorDataset  # (context [L], target [H]) pairs
     val: tuple[torch.Tensor, torch.Tensor]  # [n, L], [n, H]
     test: tuple[torch.Tensor, torch.Tensor]
-    source: dict[str, Any]  # what the training windows were cut from
+    source: dict[str, Any]  # what the training windows were cut from, with its checksum
 
 
 def univariate_windows(values: np.ndarray, context_length: int, horizon: int, stride: int,
@@ -34,33 +36,34 @@ def univariate_windows(values: np.ndarray, context_length: int, horizon: int, st
     return x[..., 0].contiguous(), y[..., 0].contiguous()
 
 
-def load_finetune_data(dataset: str, train_data: str, context_length: int, horizon: int,
-                       val_stride: int = 1, test_stride: int = 1) -> FinetuneData:
-    """`train_data`: "full" (the real train split of `dataset`), a synthetic-set folder made
-    from `dataset`, or "corpus:A,B,..." (the train splits of other datasets and/or
-    "generated" series, for pretraining). Validation and test: `dataset`'s real splits."""
-    data = prepare_data(dataset, context_length)
-    if train_data.startswith("corpus:"):
+def training_windows(train_data: TrainData, data: PreparedData, context_length: int,
+                     horizon: int) -> tuple[tuple[torch.Tensor, torch.Tensor], dict[str, Any]]:
+    """The training windows of `train_data` and what a record says about them."""
+    if train_data.kind == "corpus":
         from hdt_finetune.finetune.pretraining_corpus import corpus_windows
 
-        sources = [s for s in train_data.split(":", 1)[1].split(",") if s]
-        x, y, points = corpus_windows(sources, context_length, horizon)
-        train = (x, y)
-        source = {"kind": "corpus", "parts": points, "points": sum(points.values())}
+        x, y, parts = corpus_windows(list(train_data.parts), context_length, horizon)
+        return (x, y), {"kind": "corpus", "parts": {p: v["points"] for p, v in parts.items()},
+                        "points": sum(v["points"] for v in parts.values()),
+                        "content_sha256": {p: v["content_sha256"] for p, v in parts.items()}}
+    if train_data.kind == "full":
+        values = data.train
+        source = {"kind": "full", "dataset": data.name, "rows": list(data.borders.train),
+                  "points": int(values.size),
+                  "content_sha256": sha256_of_values(values, data.columns)}
+    elif train_data.kind == "set":
+        synthetic = read_synthetic_set(train_data.path)
+        check_usable_with(synthetic, data)
+        values, source = synthetic.values, {"kind": "synthetic", **synthetic.describe()}
     else:
-        if train_data == "full":
-            values = data.train
-            source = {"kind": "full", "dataset": data.name, "rows": list(data.borders.train),
-                      "points": int(data.train.size)}
-        else:
-            folder = Path(train_data)
-            synthetic = read_synthetic_set(folder)
-            check_same_source(synthetic.manifest, data, folder)
-            values = synthetic.values
-            source = {"kind": "synthetic", "path": str(folder),
-                      "method": synthetic.manifest.get("method"), "points": int(values.size),
-                      "distill_cost": synthetic.manifest.get("cost")}
-        train = univariate_windows(values, context_length, horizon, 1, "training series")
+        raise ValueError(f"train_data {train_data} must be made before the fine-tune "
+                         "(hdt finetune distils it on demand)")
+    return univariate_windows(values, context_length, horizon, 1, "training series"), source
+
+
+def load_finetune_data(train_data: TrainData, data: PreparedData, context_length: int,
+                       horizon: int, val_stride: int = 1, test_stride: int = 1) -> FinetuneData:
+    train, source = training_windows(train_data, data, context_length, horizon)
     return FinetuneData(
         train=torch.utils.data.TensorDataset(*train),
         val=univariate_windows(data.val, context_length, horizon, val_stride,

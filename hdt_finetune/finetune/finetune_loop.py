@@ -8,11 +8,10 @@ the device has it, early stopping on the real validation split, `save_state` che
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import math
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,19 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from hdt_finetune.atomic_files import atomic_directory, atomic_write_json
+from hdt_finetune.data.prepared_data import PreparedData, prepare_data
 from hdt_finetune.finetune.cost_meter import CostMeter
 from hdt_finetune.finetune.finetune_config import FinetuneConfig
 from hdt_finetune.finetune.finetune_data import FinetuneData, load_finetune_data
 from hdt_finetune.finetune.finetune_modes import apply_mode, export_module, train_mode
-from hdt_finetune.finetune.forecast_adapter import ForecastAdapter
-from hdt_finetune.finetune.model_factory import build_adapter
+from hdt_finetune.finetune.forecast_adapter import ForecastAdapter, build_adapter
+from hdt_finetune.finetune.run_folder import claimed_run_folder
 from hdt_finetune.finetune.training_checkpoint import (
     finalize_checkpoint,
     resumable_checkpoint,
 )
 from hdt_finetune.provenance import Stopwatch, git_commit, machine, package_versions
+from hdt_finetune.run_identity import fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,14 @@ def warmup_cosine(warmup: int, total: int):
     return factor
 
 
-def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
-    from accelerate import Accelerator, skip_first_batches
-    from accelerate.utils import set_seed
+class FinetuneDivergedError(RuntimeError):
+    """The training loss or the validation error stopped being a finite number."""
+
+
+def run_finetune(config: FinetuneConfig, data: PreparedData | None = None) -> dict[str, Any]:
+    """Fine-tune as `config` says (on `data`, its dataset already prepared, if given) and
+    test; returns the record also written to `out/record.json`."""
+    from accelerate import Accelerator
 
     precision = config.mixed_precision
     if precision == "auto":
@@ -76,12 +82,29 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum,
                               mixed_precision=precision, log_with=trackers or None,
                               project_dir=str(config.out))
+    data = data or prepare_data(config.dataset, config.context_length)
+    windows = load_finetune_data(config.train_data, data, config.context_length,
+                                 config.horizon, config.val_stride, config.test_stride)
+    # Every setting that shapes the result, and the content of the training windows.
+    run_key = fingerprint({"settings": config.result_settings(),
+                           "train_data": windows.source["content_sha256"]})
+    claim = (claimed_run_folder(config.out, run_key, config.result_settings(),
+                                config.overwrite)
+             if accelerator.is_main_process else nullcontext())
+    with claim:
+        accelerator.wait_for_everyone()
+        return _train_and_test(config, accelerator, windows, run_key, trackers)
+
+
+def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run_key: str,
+                    trackers: list[str]) -> dict[str, Any]:
+    from accelerate import skip_first_batches
+    from accelerate.utils import set_seed
+
     set_seed(config.seed)
-    adapter = build_adapter(config)
+    adapter = build_adapter(config.model, config.context_length, config.horizon, config.seed)
     model = apply_mode(adapter, config.mode, config.lora_rank, config.lora_alpha,
                        config.lora_dropout)
-    data = load_finetune_data(config.dataset, config.train_data, config.context_length,
-                              config.horizon, config.val_stride, config.test_stride)
     sampler = EpochShuffle(len(data.train), config.seed)
     # Its own generator: creating an iterator (as a resume does mid-epoch) must not draw from
     # the global RNG, which dropout and forecast sampling use.
@@ -100,10 +123,10 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         tokens_per_window=adapter.tokens_per_window(),
         windows_per_step=config.batch_size * config.grad_accum * accelerator.num_processes,
         processes=accelerator.num_processes, weights=adapter.weights)
-    out, fingerprint = Path(config.out), _fingerprint(config, adapter, data)
+    out = Path(config.out)
     position = {"step": 0, "epoch": 0, "batches_in_epoch": 0, "batches_seen": 0,
                 "best_val": None, "stale": 0}
-    found = resumable_checkpoint(out / "checkpoints", fingerprint)
+    found = resumable_checkpoint(out / "checkpoints", run_key)
     if found is not None:
         resume, state = found
         accelerator.load_state(str(resume))
@@ -112,11 +135,9 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
         log.info("resumed from %s at step %d", resume, position["step"])
     metrics_path = out / "metrics.jsonl"
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
         _truncate_metrics(metrics_path, position["step"])
     if trackers:
-        accelerator.init_trackers("hdt_finetune", config={k: str(v) for k, v in
-                                                          dataclasses.asdict(config).items()})
+        accelerator.init_trackers("hdt_finetune", config=config.settings())
     bar = tqdm(total=config.max_steps, initial=position["step"], desc="fine-tune",
                disable=not accelerator.is_local_main_process)
     stop = position["step"] >= config.max_steps
@@ -144,9 +165,11 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
             row = {"step": position["step"], "train_loss": accelerator.gather(
                 loss.detach().float()).mean().item(), "lr": scheduler.get_last_lr()[0],
                 "wall_s": meter.state()["wall_s"]}
+            _check_finite(row["train_loss"], "training loss", position["step"], config)
             if position["step"] % config.eval_every == 0 or position["step"] == config.max_steps:
                 clock = Stopwatch()
                 row["val_mse"] = _errors(adapter, model, data.val, config, accelerator)["mse"]
+                _check_finite(row["val_mse"], "validation MSE", position["step"], config)
                 meter.add_eval(clock.seconds())
                 stop = _early_stopping(position, row["val_mse"], config.patience)
                 if position["stale"] == 0:
@@ -155,7 +178,7 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
             _log(accelerator, metrics_path, row, trackers)
             done = stop or position["step"] >= config.max_steps
             if position["step"] % config.save_every == 0 or done:
-                _checkpoint(accelerator, out, position, meter, fingerprint)
+                _checkpoint(accelerator, out, position, meter, run_key)
             if done:
                 stop = True
                 break
@@ -166,15 +189,12 @@ def run_finetune(config: FinetuneConfig) -> dict[str, Any]:
     return _finish(config, adapter, model, data, accelerator, meter, position, out)
 
 
-def _fingerprint(config: FinetuneConfig, adapter: ForecastAdapter, data: FinetuneData) -> str:
-    """What a checkpoint must share with this run to be resumed by it (not max_steps and
-    other knobs that may be raised on resume)."""
-    keys = ("model", "model_size", "model_version", "model_init", "model_source", "dataset",
-            "train_data", "context_length", "horizon", "mode", "lora_rank", "batch_size",
-            "grad_accum", "seed")
-    payload = {k: str(getattr(config, k)) for k in keys}
-    payload.update(weights=adapter.weights, train_points=data.source["points"])
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def _check_finite(value: float, what: str, step: int, config: FinetuneConfig) -> None:
+    if not math.isfinite(value):
+        raise FinetuneDivergedError(
+            f"the fine-tune diverged at step {step}: the {what} is {value}. Lower "
+            f"learning_rate (now {config.learning_rate:g}) or max_grad_norm, or check the "
+            "training data; the last checkpoint before it is kept")
 
 
 def _early_stopping(position: dict, val_mse: float, patience: int) -> bool:
@@ -196,13 +216,13 @@ def _save_best(accelerator, model: torch.nn.Module, out: Path) -> None:
 
 
 def _checkpoint(accelerator, out: Path, position: dict, meter: CostMeter,
-                fingerprint: str) -> None:
+                run_key: str) -> None:
     final = out / "checkpoints" / f"step_{position['step']}"
     tmp = final.with_name(f".{final.name}.tmp")
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        finalize_checkpoint(tmp, final, {"fingerprint": fingerprint, "position": position,
+        finalize_checkpoint(tmp, final, {"fingerprint": run_key, "position": position,
                                          "meter": meter.state()})
     accelerator.wait_for_everyone()
 
@@ -269,9 +289,8 @@ def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: Finet
     accelerator.wait_for_everyone()
     cost = meter.to_dict()  # the fine-tune's cost; the test evaluation below is not in it
     unwrapped = accelerator.unwrap_model(model)
-    best = out / "best_model.safetensors"
-    if best.exists():
-        unwrapped.load_state_dict(load_file(str(best)))
+    if position["best_val"] is not None:  # this run validated, and kept its best weights
+        unwrapped.load_state_dict(load_file(str(out / "best_model.safetensors")))
     test = _errors(adapter, model, data.test, config, accelerator, with_crps=True)
     # Evidence that every process trained: the batches each one consumed since (re)start.
     batches = accelerator.gather(torch.tensor([position["batches_seen"]],
@@ -283,13 +302,13 @@ def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: Finet
         "model_init": "random" if adapter.weights == "random-init" else "pretrained",
         "mode": config.mode,
         "dataset": config.dataset,
-        "train_data": data.source,
+        "train_data": data.source,  # with the content checksum of what it trained on
         "best_val_mse": position["best_val"],
         "steps": position["step"],
         "batches_per_process": batches,
         "test": test,
         "cost": cost,
-        "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},
+        "config": config.settings(),
         "versions": package_versions(),
         "git": git_commit(),
         "machine": machine(),

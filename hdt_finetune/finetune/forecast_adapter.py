@@ -1,19 +1,45 @@
-"""One interface for every foundation model the trainer fine-tunes.
+"""One interface for every foundation model the trainer fine-tunes, and the model choice of
+a fine-tuning config.
 
 The trainer works on channel-independent windows: `context` [batch, context_length] and
-`target` [batch, horizon]. An adapter turns them into its model's inputs, computes the
-training loss and forecasts. Methods take the model explicitly because the trainer passes
-the module Accelerate prepared (possibly wrapped for data parallelism), whose forward is the
-one that synchronises gradients.
+`target` [batch, horizon]. An adapter loads its model, turns windows into the model's inputs,
+computes the training loss and forecasts. Methods take the model explicitly because the
+trainer passes the module Accelerate prepared (possibly wrapped for data parallelism or by
+peft), whose forward is the one that synchronises gradients.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 from torch import nn
+
+Family = Literal["moirai", "patchtst"]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model and which weights (`model.*` keys of a fine-tuning config)."""
+
+    family: Family = "moirai"
+    size: str = "small"  # moirai: small|base|large (tiny: tests); patchtst: tiny|base
+    version: str = "1.1"  # moirai 1.0 or 1.1
+    init: Literal["pretrained", "random"] = "pretrained"
+    source: str | None = None  # a folder or hub id; None: the family's published weights
+    patch_size: int = 32  # moirai's fixed patch size; patchtst's patch length
+
+    def __post_init__(self) -> None:
+        if self.family not in get_args(Family):
+            raise ValueError(f"model.family must be one of {get_args(Family)}, "
+                             f"got {self.family!r}")
+        if self.init not in ("pretrained", "random"):
+            raise ValueError(f"model.init must be pretrained or random, got {self.init!r}")
+        if self.patch_size < 1:
+            raise ValueError(f"model.patch_size must be >= 1, got {self.patch_size}")
 
 
 class ForecastAdapter(ABC):
@@ -27,6 +53,12 @@ class ForecastAdapter(ABC):
     head_keywords: tuple[str, ...]
     ffn_keywords: tuple[str, ...]
     lora_targets: tuple[str, ...]  # names of the attention projections LoRA wraps
+
+    @classmethod
+    @abstractmethod
+    def from_choice(cls, choice: ModelChoice, context_length: int, horizon: int,
+                    seed: int) -> ForecastAdapter:
+        """Load (or randomly initialise, seeded) the chosen model for these windows."""
 
     @abstractmethod
     def loss(self, model: nn.Module, context: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -49,6 +81,13 @@ class ForecastAdapter(ABC):
     def save_pretrained(self, model: nn.Module, folder: Path) -> None:
         """Write `model` (unwrapped) so that the adapter's loader reads it back."""
 
-    def n_parameters(self, trainable_only: bool = False) -> int:
-        return sum(p.numel() for p in self.module.parameters()
-                   if p.requires_grad or not trainable_only)
+
+def build_adapter(choice: ModelChoice, context_length: int, horizon: int,
+                  seed: int) -> ForecastAdapter:
+    if choice.family == "patchtst":
+        from hdt_finetune.finetune.patchtst_adapter import PatchTSTAdapter
+
+        return PatchTSTAdapter.from_choice(choice, context_length, horizon, seed)
+    from hdt_finetune.finetune.moirai.moirai_adapter import MoiraiAdapter
+
+    return MoiraiAdapter.from_choice(choice, context_length, horizon, seed)

@@ -13,8 +13,9 @@ from typing import TypeVar
 
 log = logging.getLogger(__name__)
 
-RANDOM_INIT = "random"
 T = TypeVar("T")
+# The weights file of a save_pretrained folder: whole, or sharded with an index.
+SAFETENSORS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
 class ModelUnavailableError(RuntimeError):
@@ -39,21 +40,23 @@ def load_weights(loader: Callable[[str], T], source: str) -> T:
             f"could not load {source!r} from the Hugging Face hub ({type(err).__name__}). "
             "Without network access: download it on a machine that has one "
             f"(`huggingface-cli download {source} --local-dir DIR`) and pass that folder, or "
-            f"set model.init={RANDOM_INIT} to fine-tune a randomly initialised model (labelled "
+            "set model.init=random to fine-tune a randomly initialised model (labelled "
             "as such in every output). HF_HUB_OFFLINE=1 makes this fail at once instead of "
             "after the hub's retries."
         ) from None
 
 
 def _refuse_pickled_weights(folder: Path) -> None:
-    """Only safetensors weights are read: a pickle handed to us could run code when loaded."""
-    if any(folder.glob("*.safetensors")):
+    """Only safetensors weights are read: a pickle handed to us could run code when loaded.
+    The loaders then ask for safetensors explicitly, so a stray `*.safetensors` file beside
+    a `pytorch_model.bin` cannot make them fall back to the pickle."""
+    if any((folder / name).is_file() for name in SAFETENSORS_WEIGHTS):
         return
     pickled = [p.name for p in folder.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".pkl",
                                                                  ".ckpt"}]
     detail = f" (found {', '.join(sorted(pickled))})" if pickled else ""
     raise ModelUnavailableError(
-        f"{folder} holds no .safetensors weights{detail}. Only safetensors are loaded, "
-        "because a pickled checkpoint can run code; convert it on a trusted machine with "
-        "save_pretrained(..., safe_serialization=True)."
+        f"{folder} holds no {' or '.join(SAFETENSORS_WEIGHTS)}{detail}. Only safetensors "
+        "weights are loaded, because a pickled checkpoint can run code; convert it on a "
+        "trusted machine with save_pretrained(..., safe_serialization=True)."
     )

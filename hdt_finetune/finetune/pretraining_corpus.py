@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hdt_finetune.checksums import sha256_of_values
 from hdt_finetune.data.prepared_data import prepare_data
 
 GENERATED = "generated"
@@ -39,19 +40,23 @@ def generated_series(n_series: int, length: int, seed: int) -> np.ndarray:
 
 def corpus_windows(sources: list[str], context_length: int, horizon: int,
                    generated: int = 16, generated_length: int = 4096,
-                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict[str, dict]]:
     """Univariate (context, target) windows from every source's train split; the source
-    `generated` stands for `generated` series of `generated_length` steps."""
+    `generated` stands for `generated` series of `generated_length` steps. Also returns each
+    part's points and content checksum."""
     from hdt_finetune.finetune.finetune_data import univariate_windows
 
-    xs, ys, points = [], [], {}
+    xs, ys, parts = [], [], {}
     for source in sources:
         if source == GENERATED:
             values = generated_series(generated, generated_length, seed)
+            names = [f"{GENERATED}_{i}" for i in range(values.shape[1])]
         else:
-            values = prepare_data(source, context_length).train
+            prepared = prepare_data(source, context_length)
+            values, names = prepared.train, prepared.columns
         x, y = univariate_windows(values, context_length, horizon, 1, f"corpus part {source}")
         xs.append(x)
         ys.append(y)
-        points[source] = int(values.size)
-    return torch.cat(xs), torch.cat(ys), points
+        parts[source] = {"points": int(values.size),
+                         "content_sha256": sha256_of_values(values, names)}
+    return torch.cat(xs), torch.cat(ys), parts

@@ -15,6 +15,7 @@ from hdt_finetune.data.data_cache import cache_root
 from hdt_finetune.finetune.finetune_config import FinetuneConfig
 from hdt_finetune.finetune.finetune_loop import run_finetune
 from hdt_finetune.finetune.pretraining_corpus import GENERATED
+from hdt_finetune.finetune.train_data import TrainData
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +35,23 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
     fields are replaced: the corpus for training, the corpus' first dataset for validation.
     """
     corpus = standin_corpus(eval_dataset)
-    name = (f"{base.model}-{base.model_size}-without-{eval_dataset}-{base.context_length}x"
-            f"{base.horizon}-steps{base.max_steps}-lr{base.learning_rate:g}-seed{base.seed}")
+    name = (f"{base.model.family}-{base.model.size}-without-{eval_dataset}-"
+            f"{base.context_length}x{base.horizon}-steps{base.max_steps}-"
+            f"lr{base.learning_rate:g}-seed{base.seed}")
     folder = (cache or cache_root() / "standin") / name
     if (folder / STANDIN_FILE).exists():
         log.info("stand-in %s from the cache", folder)
         return folder
     run = folder.with_name(f"{name}.run")
-    config = replace(base, model_init="random", model_source=None, dataset=corpus[0],
-                     train_data="corpus:" + ",".join(corpus), mode="full", out=run)
+    config = replace(base, model=replace(base.model, init="random", source=None),
+                     dataset=corpus[0], train_data=TrainData("corpus", parts=tuple(corpus)),
+                     mode="full", out=run)
     record = run_finetune(config)
     with atomic_directory(folder, overwrite=True) as tmp:
         shutil.copytree(run / "model", tmp, dirs_exist_ok=True)
         (tmp / STANDIN_FILE).write_text(json.dumps({
-            "what": f"{base.model}-{base.model_size} pretrained by hdt_finetune on a corpus "
-                    f"without {eval_dataset}",
+            "what": f"{base.model.family}-{base.model.size} pretrained by hdt_finetune on a "
+                    f"corpus without {eval_dataset}",
             "corpus": record["train_data"], "steps": record["steps"],
             "validation": {"dataset": corpus[0], "mse": record["best_val_mse"]},
             "cost": record["cost"],

@@ -9,7 +9,6 @@ so a foreign folder is refused with a message instead of being unpickled, and a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,27 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from hdt_finetune.atomic_files import fsync_path, fsync_tree
+from hdt_finetune.checksums import sha256_of
+from hdt_finetune.run_identity import CheckpointError, ForeignCheckpointError
 
 STATE_FILE = "trainer_state.json"
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint folder is damaged or was not written by this run's configuration."""
-
-
-class ForeignCheckpointError(CheckpointError):
-    """A checkpoint folder was written by another configuration."""
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def finalize_checkpoint(tmp: Path, final: Path, state: dict[str, Any], keep: int = 2) -> None:
     """Add the trainer state and digests to `tmp`, rename it to `final`, prune old ones.
     Main process only, after every process has finished `save_state(tmp)`."""
-    files = {p.name: _digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     (tmp / STATE_FILE).write_text(json.dumps({**state, "files": files}, indent=2))
     fsync_tree(tmp)
     if final.exists():
@@ -92,7 +81,7 @@ def read_verified_state(folder: Path, fingerprint: str) -> dict[str, Any]:
                                      "or settings); use another out= folder or delete it")
     for name, expected in state.get("files", {}).items():
         path = folder / name
-        if not path.is_file() or _digest(path) != expected:
+        if not path.is_file() or sha256_of(path) != expected:
             raise CheckpointError(f"{folder}/{name} is missing or damaged (checksum mismatch); "
                                   "delete the folder to start over")
     return state

@@ -65,7 +65,7 @@ def test_hdt_on_a_corpus_keeps_the_planted_spectrum(tmp_path):
     assert synthetic.values.shape == (LENGTH, 4)
     assert dominant_bins(synthetic.values) == {LENGTH // p for p in PERIODS}
     manifest = synthetic.manifest
-    assert manifest["corpus_counts"]["series"] == 12 and manifest["cost"]["processes"] == 1
+    assert manifest["source"]["counts"]["series"] == 12 and manifest["cost"]["processes"] == 1
     assert manifest["settings"]["window_norm"] is True
     curve = manifest["method_info"]["loss_curve"]
     first, last = (np.mean([row["grad"] for row in part]) for part in (curve[:10], curve[-10:]))
@@ -101,7 +101,7 @@ def test_two_processes_against_one(tmp_path):
     corpus = planted_corpus(tmp_path / "corpus")
     args = ["distill-corpus", "--corpus", str(corpus), "--length", str(LENGTH), "--channels",
             "4", "--chunk-rows", "500", "--window-reservoir", "4096", "--pool-size", "256",
-            "--context-length", "24", "--quiet", "--set", "horizon=12",
+            "context_length=24", "--quiet", "--set", "horizon=12",
             "--set", "iterations=40", "--set", "top_k=4", "--set", "student_steps=5",
             "--set", "student_batch=64", "--set", "experts.n_experts=2",
             "--set", "experts.snapshots=8", "--set", "experts.snapshot_steps=10",
@@ -119,11 +119,12 @@ def test_two_processes_against_one(tmp_path):
     assert [p["iterations"] for p in per_process] == [20, 20]
     assert one.manifest["cost"]["per_process"][0]["iterations"] == 40
     # Each process read its own share; together, exactly the corpus (and its statistics).
-    assert sum(p["points"] for p in per_process) == one.manifest["corpus_counts"]["points"]
+    assert sum(p["points"] for p in per_process) == one.manifest["source"]["counts"]["points"]
     assert all(p["points"] > 0 for p in per_process)
-    assert two.manifest["corpus_counts"] == one.manifest["corpus_counts"]
-    assert two.manifest["scaler"]["mean"] == pytest.approx(one.manifest["scaler"]["mean"])
-    assert two.manifest["scaler"]["std"] == pytest.approx(one.manifest["scaler"]["std"])
+    assert two.manifest["source"]["counts"] == one.manifest["source"]["counts"]
+    moments = (one.manifest["source"]["moments"], two.manifest["source"]["moments"])
+    assert moments[1]["mean"] == pytest.approx(moments[0]["mean"])
+    assert moments[1]["std"] == pytest.approx(moments[0]["std"])
     # Different draws, the same result where it matters: the planted spectrum.
     for result in (one, two):
         assert dominant_bins(result.values) == {LENGTH // p for p in PERIODS}
@@ -132,7 +133,7 @@ def test_two_processes_against_one(tmp_path):
 def test_the_command_line_refuses_what_a_corpus_cannot_do(tmp_path, capsys):
     corpus = planted_corpus(tmp_path / "corpus", files=1)
     assert main(["distill-corpus", "--corpus", str(corpus), "--method", "random",
-                 "--length", "96", "--context-length", "24", "--set", "horizon=12",
+                 "--length", "96", "context_length=24", "--set", "horizon=12",
                  "--out", str(tmp_path / "r"), "--quiet"]) == 0
     assert read_synthetic_set(tmp_path / "r").values.shape == (96, 8)
     with pytest.raises(SystemExit):  # argparse: condtsf is not a corpus method

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hdt_finetune.data import DataValidationError, RepairPolicy, prepare_data
+from hdt_finetune.data import DataSpec, DataValidationError, RepairPolicy, prepare_data
 from hdt_finetune.data.table_loading import load_table
 from hdt_finetune.data.windows import SeriesTooShortError, SlidingWindowDataset
 from tests.conftest import sine_frame
@@ -62,8 +62,8 @@ def test_constant_column_fails_then_can_be_dropped(tmp_path, caplog):
     with pytest.raises(DataValidationError, match=r"\['flat'\] are constant.*--drop-constant"):
         prepare_data(str(path), context_length=24)
     with caplog.at_level(logging.WARNING):
-        data = prepare_data(str(path), context_length=24,
-                            repair=RepairPolicy(drop_constant_columns=True))
+        data = prepare_data(DataSpec(str(path), repair=RepairPolicy(drop_constant_columns=True)),
+                            context_length=24)
     assert data.columns == ("ch0", "ch1", "ch2")
     assert "dropped constant column(s) ['flat']" in caplog.text
 

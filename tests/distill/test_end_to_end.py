@@ -36,15 +36,14 @@ def noisy_csv(tmp_path):
 def distil_and_evaluate(tmp_path, csv, method: str) -> float:
     out = tmp_path / method
     args = ["distill", "--dataset", str(csv), "--method", method, "--length", "96",
-            "--context-length", "24", "--out", str(out), "--quiet"]
+            "context_length=24", "--out", str(out), "--quiet"]
     for setting in TINY_SETTINGS:
         args += ["--set", setting]
     assert main(args) == 0
     assert not (tmp_path / f".{method}.checkpoint").exists()  # cleaned up after success
     report = tmp_path / f"{method}.json"
-    assert main(["evaluate", "--synthetic", str(out), "--dataset", str(csv), "--context-length",
-                 "24", "--horizon", "12", "--seeds", "2", "--max-steps", "300",
-                 "--json", str(report)]) == 0
+    assert main(["evaluate", "--synthetic", str(out), "--dataset", str(csv), "context_length=24",
+                 "horizon=12", "--seeds", "2", "max_steps=300", "--json", str(report)]) == 0
     return json.loads(report.read_text())["results"][0]["mse_mean"]
 
 
@@ -66,7 +65,7 @@ def test_a_foreign_checkpoint_is_refused_by_the_command_line(tmp_path, noisy_csv
     checkpoint.mkdir()
     (checkpoint / "distill_state.pt").write_bytes(b"garbage")
     code = main(["distill", "--dataset", str(noisy_csv), "--method", "hdt", "--length", "96",
-                 "--context-length", "24", "--out", str(tmp_path / "set"), "--quiet",
+                 "context_length=24", "--out", str(tmp_path / "set"), "--quiet",
                  *[arg for s in TINY_SETTINGS for arg in ("--set", s)]])
     assert code == 2
     assert "not a readable distillation checkpoint" in capsys.readouterr().err

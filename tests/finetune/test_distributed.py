@@ -21,7 +21,7 @@ from hdt_finetune.finetune.finetune_config import FinetuneConfig  # noqa: E402
 from hdt_finetune.finetune.finetune_loop import run_finetune  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "patchtst_etth.py"
-ARGS = ["model.init=random", "model_size=tiny", "horizon=24", "max_steps=6", "eval_every=3",
+ARGS = ["model.init=random", "model.size=tiny", "horizon=24", "max_steps=6", "eval_every=3",
         "save_every=3", "val_stride=40", "test_stride=40"]
 
 
@@ -39,8 +39,8 @@ def test_two_processes_train_together_and_match_one(tmp_path, shared_data_dir):
 
     # The same global batch (16 windows a step) in one process.
     one = run_finetune(FinetuneConfig.from_overrides(
-        [*ARGS, "model=patchtst", "patch_size=16", "learning_rate=1e-3", "batch_size=16",
-         f"out={tmp_path / 'one'}"]))
+        [*ARGS, "model.family=patchtst", "model.patch_size=16", "learning_rate=1e-3",
+         "batch_size=16", f"out={tmp_path / 'one'}"]))
     assert two["test"]["mse"] == pytest.approx(one["test"]["mse"], rel=1e-3)
 
     # Only the main process wrote our files: one metrics line a step, one record, and no

@@ -14,17 +14,24 @@ pytest.importorskip("transformers")
 
 from hdt_finetune.finetune.finetune_config import FinetuneConfig  # noqa: E402
 from hdt_finetune.finetune.finetune_loop import run_finetune, sample_crps  # noqa: E402
+from hdt_finetune.finetune.forecast_adapter import ModelChoice  # noqa: E402
 from hdt_finetune.finetune.model_source import ModelUnavailableError  # noqa: E402
 from hdt_finetune.finetune.patchtst_adapter import PatchTSTAdapter  # noqa: E402
-from hdt_finetune.finetune.training_checkpoint import CheckpointError  # noqa: E402
+from hdt_finetune.run_identity import CheckpointError  # noqa: E402
 
-TINY = ["model=patchtst", "model.init=random", "model_size=tiny", "patch_size=16",
+TINY = ["model.family=patchtst", "model.init=random", "model.size=tiny", "model.patch_size=16",
         "context_length=96", "horizon=24", "val_stride=40", "test_stride=40", "learning_rate=1e-3",
         "batch_size=16", "warmup_steps=2"]
 
 
 def config(tmp_path, *extra: str, name: str = "run") -> FinetuneConfig:
     return FinetuneConfig.from_overrides([*TINY, f"out={tmp_path / name}", *extra])
+
+
+def patchtst(source: str | None = None, **choice) -> PatchTSTAdapter:
+    choice = ModelChoice(family="patchtst", size="tiny", patch_size=16, source=source,
+                         init="random" if source is None else "pretrained", **choice)
+    return PatchTSTAdapter.from_choice(choice, 96, 24, seed=0)
 
 
 def weights(folder) -> dict[str, torch.Tensor]:
@@ -67,7 +74,7 @@ def test_kill_and_resume_gives_the_same_final_weights(tmp_path, shared_data_dir,
                                                       family):
     if family == "moirai":
         pytest.importorskip("uni2ts")
-    extra = ("max_steps=24", "eval_every=8", "save_every=5", f"model={family}",
+    extra = ("max_steps=24", "eval_every=8", "save_every=5", f"model.family={family}",
              "num_samples=5")
     uninterrupted = run_finetune(config(tmp_path, *extra, name="whole"))
 
@@ -99,14 +106,20 @@ def test_kill_and_resume_gives_the_same_final_weights(tmp_path, shared_data_dir,
 
 def test_damaged_or_foreign_checkpoints_are_refused(tmp_path, shared_data_dir):
     run_finetune(config(tmp_path, "max_steps=6", "eval_every=6", "save_every=6"))
+    run_finetune(config(tmp_path, "max_steps=6", "eval_every=6", "save_every=6", "seed=3",
+                        name="other"))
+    # A checkpoint of another run, planted among this run's.
+    (tmp_path / "other" / "checkpoints" / "step_6").rename(
+        tmp_path / "run" / "checkpoints" / "step_9")
     with pytest.raises(CheckpointError, match="belongs to another run"):
-        run_finetune(config(tmp_path, "max_steps=8", "seed=3"))
+        run_finetune(config(tmp_path, "max_steps=6", "eval_every=6", "save_every=6"))
+    (tmp_path / "run" / "checkpoints" / "step_9").rename(tmp_path / "step_9")
     step = tmp_path / "run" / "checkpoints" / "step_6"
     data = bytearray((step / "optimizer.bin").read_bytes())
     data[-1] ^= 0xFF
     (step / "optimizer.bin").write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="damaged"):
-        run_finetune(config(tmp_path, "max_steps=8"))
+        run_finetune(config(tmp_path, "max_steps=6", "eval_every=6", "save_every=6"))
 
 
 def test_a_checkpoint_emptied_by_a_crash_falls_back_to_the_previous_one(tmp_path, caplog,
@@ -134,9 +147,9 @@ def test_lora_adapter_round_trips_and_merges(tmp_path, shared_data_dir):
                                  "save_every=10", "learning_rate=1e-2"))
     assert record["cost"]["n_trainable"] < record["cost"]["n_parameters"] / 2
     set_seed(0)  # the loop seeds before building the model: the same random base weights
-    base = PatchTSTAdapter.create("random", 96, 24, size="tiny").module
+    base = patchtst().module
     restored = PeftModel.from_pretrained(base, str(tmp_path / "run" / "lora_adapter")).eval()
-    merged = PatchTSTAdapter.create(str(tmp_path / "run" / "model"), 96, 24).module.eval()
+    merged = patchtst(str(tmp_path / "run" / "model")).module.eval()
     context = torch.randn(4, 96, 1)
     with torch.no_grad():
         a = restored(past_values=context).prediction_outputs
@@ -148,7 +161,7 @@ def test_lora_adapter_round_trips_and_merges(tmp_path, shared_data_dir):
 def test_offline_hub_id_gets_a_helpful_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailableError, match=r"model\.init=random") as err:
-        PatchTSTAdapter.create("ibm-granite/granite-timeseries-patchtst", 96, 24)
+        patchtst("ibm-granite/granite-timeseries-patchtst")
     assert "--local-dir" in str(err.value)
 
 
@@ -157,17 +170,25 @@ def test_a_pickle_handed_in_as_weights_is_refused(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
-    with pytest.raises(ModelUnavailableError, match="Only safetensors are loaded"):
-        PatchTSTAdapter.create(str(folder), 96, 24)
+    with pytest.raises(ModelUnavailableError, match="Only safetensors weights are loaded"):
+        patchtst(str(folder))
 
 
 def test_config_names_unknown_keys_and_bad_values(tmp_path):
-    with pytest.raises(ValueError, match="unknown setting 'max_stepz=3'"):
+    with pytest.raises(ValueError, match="unknown setting 'max_stepz'"):
         FinetuneConfig.from_overrides(["max_stepz=3"])
     with pytest.raises(ValueError, match="bad value for max_steps: 'ten'"):
         FinetuneConfig.from_overrides(["max_steps=ten"])
-    with pytest.raises(ValueError, match="mode must be one of"):
+    with pytest.raises(ValueError, match="bad value for mode: 'half'"):
         FinetuneConfig.from_overrides(["mode=half"])
+    with pytest.raises(ValueError, match="bad value for learning_rate: 'inf'"):
+        FinetuneConfig.from_overrides(["learning_rate=inf"])
+    with pytest.raises(ValueError, match="learning_rate must be a finite number"):
+        FinetuneConfig(learning_rate=float("nan"))
+    with pytest.raises(ValueError, match="bad value for train_data: 'distill:hdt:x'"):
+        FinetuneConfig.from_overrides(["train_data=distill:hdt:x"])
+    config = FinetuneConfig.from_overrides(["model.init=random", "train_data=distill:hdt:192"])
+    assert config.model.init == "random" and str(config.train_data) == "distill:hdt:192:0"
 
 
 def test_sample_crps_matches_its_closed_form_cases():

@@ -10,8 +10,8 @@ import torch
 pytest.importorskip("uni2ts")
 
 from hdt_finetune.finetune.model_source import ModelUnavailableError  # noqa: E402
-from hdt_finetune.finetune.moirai_adapter import (  # noqa: E402
-    MoiraiAdapter,
+from hdt_finetune.finetune.moirai.moirai_adapter import MoiraiAdapter  # noqa: E402
+from hdt_finetune.finetune.moirai.moirai_weights import (  # noqa: E402
     MoiraiSpec,
     load_moirai,
     random_moirai,
@@ -42,7 +42,7 @@ def test_packed_inputs_match_uni2ts_layout_for_ragged_lengths(tiny):
     context_length, horizon, patch = 100, 20, 32  # neither a multiple of the patch size
     adapter = MoiraiAdapter(tiny, context_length=context_length, horizon=horizon, patch_size=patch)
     context, target = sine_windows(3, context_length, horizon)
-    batch = adapter.inputs_from_windows(context.unsqueeze(-1), target)  # [B, L, 1] accepted
+    batch = adapter.pack(context.unsqueeze(-1), target)  # [B, L, 1] accepted
 
     tokens = math.ceil(100 / 32) + math.ceil(20 / 32)
     assert batch.target.shape == batch.observed_mask.shape == (3, tokens, 128)
@@ -84,10 +84,10 @@ def test_packed_inputs_match_uni2ts_layout_for_ragged_lengths(tiny):
 
 def test_forecast_distribution_equals_the_full_forward_on_the_horizon(tiny):
     adapter = MoiraiAdapter(tiny, context_length=100, horizon=20, patch_size=32)
-    batch = adapter.inputs_from_windows(*sine_windows(3, 100, 20))
+    batch = adapter.pack(*sine_windows(3, 100, 20))
     with torch.no_grad():
-        full = adapter.distribution(batch)  # MoiraiModule.forward: [B, S, max_patch]
-        fast = adapter.forecast_distribution(batch)  # horizon tokens only: [B, 1, 32]
+        full = tiny.module(**batch.module_inputs())  # MoiraiModule.forward: [B, S, max_patch]
+        fast = adapter.forecast_distribution(tiny.module, batch)  # horizon tokens: [B, 1, 32]
     assert fast.batch_shape == (3, 1, 32)
     for stat in ("mean", "stddev"):
         expected = getattr(full, stat)[:, 4:, :32]
@@ -99,14 +99,13 @@ def test_forecast_shapes_and_missing_values(tiny):
     adapter = MoiraiAdapter(tiny, context_length=100, horizon=20, patch_size=32)
     context, _ = sine_windows(3, 100, 20)
     context[1, 50:60] = float("nan")
-    assert adapter.point_forecast(context, num_samples=9).shape == (3, 20)
-    assert adapter.point_forecast(context, method="mean").shape == (3, 20)
-    samples = adapter.sample_forecast(context, num_samples=5)
+    assert adapter.point_forecast(tiny.module, context).shape == (3, 20)
+    samples = adapter.sample_forecast(tiny.module, context, num_samples=5)
     assert samples.shape == (5, 3, 20) and torch.isfinite(samples).all()
-    observed = adapter.inputs_from_windows(context).observed_mask  # steps 50-59 -> token 2
+    observed = adapter.pack(context).observed_mask  # steps 50-59 -> token 2
     assert not observed[1, 2, 14:24].any() and observed[1, 2, 13] and observed[1, 2, 24]
     with pytest.raises(ValueError, match="expects 100"):
-        adapter.inputs_from_windows(context[:, :64])
+        adapter.pack(context[:, :64])
 
 
 def test_loss_is_uni2ts_nll_and_training_lowers_it():
@@ -114,13 +113,13 @@ def test_loss_is_uni2ts_nll_and_training_lowers_it():
     adapter = MoiraiAdapter(loaded, context_length=64, horizon=32, patch_size=16)
     context, target = sine_windows(16, 64, 32, seed=1)
 
-    batch = adapter.inputs_from_windows(context, target)
-    loss = adapter.loss(batch)
+    batch = adapter.pack(context, target)
+    loss = adapter.loss(loaded.module, context, target)
     assert loss.ndim == 0 and torch.isfinite(loss)
     from uni2ts.model.moirai.forecast import SampleNLLLoss
 
     per_window = SampleNLLLoss()(
-        pred=adapter.distribution(batch),
+        pred=loaded.module(**batch.module_inputs()),
         target=batch.target,
         prediction_mask=batch.prediction_mask,
         observed_mask=batch.observed_mask,
@@ -131,11 +130,11 @@ def test_loss_is_uni2ts_nll_and_training_lowers_it():
     torch.testing.assert_close(loss, per_window.mean())
 
     torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(adapter.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(loaded.module.parameters(), lr=1e-3)
     losses = []
     for _ in range(30):
         optimizer.zero_grad()
-        step_loss = adapter(context, target)
+        step_loss = adapter.loss(loaded.module, context, target)
         step_loss.backward()
         optimizer.step()
         losses.append(step_loss.item())
@@ -145,7 +144,8 @@ def test_loss_is_uni2ts_nll_and_training_lowers_it():
 
 def test_save_and_load_round_trip(tiny, tmp_path):
     adapter = MoiraiAdapter(tiny, context_length=96, horizon=24, patch_size=32)
-    folder = adapter.save_pretrained(tmp_path / "moirai")
+    folder = tmp_path / "moirai"
+    adapter.save_pretrained(tiny.module, folder)
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
 
     loaded = load_moirai(folder)
@@ -156,13 +156,13 @@ def test_save_and_load_round_trip(tiny, tmp_path):
     assert all(torch.equal(original[k], restored[k]) for k in original)
 
     twin = MoiraiAdapter(loaded, context_length=96, horizon=24, patch_size=32)
-    adapter.eval()
-    twin.eval()
+    tiny.module.eval()
+    loaded.module.eval()
     context, _ = sine_windows(4, 96, 24)
     torch.manual_seed(123)
-    first = adapter.point_forecast(context, num_samples=20)
+    first = adapter.point_forecast(tiny.module, context)
     torch.manual_seed(123)
-    second = twin.point_forecast(context, num_samples=20)
+    second = twin.point_forecast(loaded.module, context)
     assert torch.equal(first, second)
 
 

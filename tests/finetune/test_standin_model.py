@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("uni2ts")
 
 from hdt_finetune.finetune.finetune_config import FinetuneConfig  # noqa: E402
-from hdt_finetune.finetune.moirai_adapter import load_moirai  # noqa: E402
+from hdt_finetune.finetune.moirai.moirai_weights import load_moirai  # noqa: E402
 from hdt_finetune.finetune.standin_model import build_standin, standin_corpus  # noqa: E402
 
 
@@ -21,7 +21,7 @@ def test_corpus_leaves_out_the_evaluated_dataset():
 
 def test_standin_is_built_once_and_loads_as_a_folder(tmp_path, shared_data_dir):
     base = FinetuneConfig.from_overrides([
-        "model=moirai", "model_size=tiny", "max_steps=2", "eval_every=2", "save_every=2",
+        "model.family=moirai", "model.size=tiny", "max_steps=2", "eval_every=2", "save_every=2",
         "val_stride=400", "test_stride=400", "num_samples=5", "batch_size=8",
         f"out={tmp_path / 'unused'}"])
     folder = build_standin("ETTh1", base, cache=tmp_path / "standin")
