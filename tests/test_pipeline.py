@@ -85,9 +85,19 @@ def test_a_corpus_set_fine_tunes(tmp_path, sine_csv):
     assert main(["evaluate", "--synthetic", str(out), "--dataset", str(sine_csv)]) == 2
 
 
-def test_a_set_made_on_demand_is_cached_by_what_shapes_it(tmp_path, sine_csv):
+def test_a_set_made_on_demand_is_cached_by_what_shapes_it(tmp_path, sine_csv, monkeypatch):
+    from hdt_finetune import distillation
+    from hdt_finetune.finetune import finetune_command, finetune_loop
+
+    loads = []
+    for module in (finetune_command, distillation, finetune_loop):
+        original = module.prepare_data
+        monkeypatch.setattr(module, "prepare_data",
+                            lambda *a, _original=original, **k: loads.append(a) or _original(
+                                *a, **k))
     common = ("--dataset", str(sine_csv), "--train-data", "distill:random:48")
     assert finetune(*common, "--out", str(tmp_path / "a")) == 0
+    assert len(loads) == 1  # distillation and fine-tune share one load of the dataset
     made = sorted((tmp_path / "cache" / "distilled").iterdir())
     assert len(made) == 1 and made[0].name.startswith("sines-random-M48-seed0-")
     stamp = (made[0] / "manifest.json").stat().st_mtime_ns

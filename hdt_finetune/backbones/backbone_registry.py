@@ -1,8 +1,10 @@
-"""Build any forecasting backbone by name, with config overrides checked against its fields."""
+"""Build any forecasting backbone by name, its config's fields set by the one override parser
+(`typed_overrides`): `key=value` strings or a mapping, each checked against its field."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from torch import nn
@@ -11,6 +13,7 @@ from hdt_finetune.backbones.dlinear import DLinear, DLinearConfig
 from hdt_finetune.backbones.itransformer import ITransformer, ITransformerConfig
 from hdt_finetune.backbones.patchtst import PatchTST, PatchTSTConfig
 from hdt_finetune.backbones.xpatch import XPatch, XPatchConfig
+from hdt_finetune.typed_overrides import ConfigError, apply_overrides, split_pair
 
 BACKBONE_NAMES: tuple[str, ...] = ("dlinear", "itransformer", "xpatch", "patchtst")
 
@@ -40,19 +43,18 @@ def override_keys(name: str) -> tuple[str, ...]:
 
 
 def build_backbone(
-    name: str, context_length: int, horizon: int, n_channels: int, **overrides: Any
+    name: str, context_length: int, horizon: int, n_channels: int,
+    overrides: Mapping[str, Any] | Iterable[str] = (),
 ) -> nn.Module:
     """Instantiate backbone `name` mapping `[B, context_length, n_channels]` to
-    `[B, horizon, n_channels]`; `overrides` replace fields of its config dataclass."""
-    config_cls = config_class(name)
-    valid = override_keys(name)
-    unknown = sorted(set(overrides) - set(valid))
+    `[B, horizon, n_channels]`; `overrides` set other fields of its config dataclass."""
+    config = config_class(name)(context_length=context_length, horizon=horizon,
+                                n_channels=n_channels)
+    keys = overrides if isinstance(overrides, Mapping) else [split_pair(o)[0] for o in overrides]
+    unknown = sorted(set(keys) - set(override_keys(name)))
     if unknown:
-        raise ValueError(
-            f"unknown override(s) {', '.join(map(repr, unknown))} for backbone {name!r}; "
-            f"valid keys are: {', '.join(valid)}"
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(map(repr, unknown))} for backbone {name!r}; "
+            f"known: {', '.join(override_keys(name))}"
         )
-    config = config_cls(
-        context_length=context_length, horizon=horizon, n_channels=n_channels, **overrides
-    )
-    return _REGISTRY[name][1](config)
+    return _REGISTRY[name][1](apply_overrides(config, overrides))

@@ -86,9 +86,3 @@ DATASETS: dict[str, DatasetSpec] = {
     ]
 }
 
-
-def get_spec(name: str) -> DatasetSpec:
-    """The registry entry for `name`, or a ValueError listing the known names."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    return DATASETS[name]

@@ -24,13 +24,3 @@ class StandardScaler:
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.mean) / self.std).astype(np.float32)
-
-    def inverse_transform(self, values: np.ndarray) -> np.ndarray:
-        return (values * self.std + self.mean).astype(np.float32)
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, payload: dict[str, list[float]]) -> StandardScaler:
-        return cls(mean=np.asarray(payload["mean"]), std=np.asarray(payload["std"]))

@@ -1,6 +1,6 @@
 """The offline stand-in for published Moirai weights: a Moirai pretrained by our own loop on
 a corpus that leaves out the dataset it will be evaluated on, cached as a folder that
-`load_moirai` (and `model_source=`) reads like a downloaded one."""
+`load_moirai` (and `model.source=`) reads like a downloaded one."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def test_channel_agnostic_backbones_accept_any_channel_count(name: str) -> None:
 
 def test_dlinear_individual_has_per_channel_weights() -> None:
     shared = build_backbone("dlinear", 24, 6, 4)
-    individual = build_backbone("dlinear", 24, 6, 4, individual=True)
+    individual = build_backbone("dlinear", 24, 6, 4, ["individual=true"])
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(individual) == 4 * count(shared)
     assert individual(torch.randn(2, 24, 4)).shape == (2, 6, 4)
@@ -161,7 +161,7 @@ def test_backbone_learns_sine_waves(name: str) -> None:
     torch.manual_seed(0)
     context_length, horizon = 48, 24
     x, y = _sine_windows(context_length, horizon)
-    model = build_backbone(name, context_length, horizon, 2, **FAST_OVERRIDES[name])
+    model = build_backbone(name, context_length, horizon, 2, FAST_OVERRIDES[name])
 
     def eval_mse() -> float:
         model.eval()
@@ -190,7 +190,7 @@ def test_build_backbone_rejects_unknown_name() -> None:
 
 def test_build_backbone_rejects_unknown_override() -> None:
     with pytest.raises(ValueError, match="d_modle") as info:
-        build_backbone("itransformer", 96, 96, 7, d_modle=64)
+        build_backbone("itransformer", 96, 96, 7, {"d_modle": 64})
     assert "d_model" in str(info.value).replace("d_modle", "")
 
 
@@ -208,7 +208,7 @@ def test_build_backbone_rejects_unknown_override() -> None:
 )
 def test_bad_config_values_name_the_field(name: str, kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        build_backbone(name, 96, 96, 7, **kwargs)
+        build_backbone(name, 96, 96, 7, kwargs)
 
 
 @pytest.mark.parametrize("name", BACKBONE_NAMES)

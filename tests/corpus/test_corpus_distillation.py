@@ -153,11 +153,33 @@ def test_the_stream_must_give_every_process_a_window(tmp_path):
         distill_corpus(config(tmp_path, corpus), ProcessGroup())
 
 
-def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, monkeypatch):
     corpus = planted_corpus(tmp_path / "corpus", files=1)
-    first = config(tmp_path, corpus, "set")
-    folder = first.checkpoint_dir / "rank0-of-1"
-    real = module._build_real_side(first, ProcessGroup(), folder, module._fingerprint(first, 1))
-    assert real.trajectories.shape[0] == TINY.experts.n_experts
+
+    def killed(self, *args):
+        raise KeyboardInterrupt  # after the pass and the experts, before any matching
+
+    monkeypatch.setattr(MatchingState, "step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        distill_corpus(config(tmp_path, corpus, "set"), ProcessGroup())
+    assert (tmp_path / ".set.checkpoint" / "rank0-of-1" / "real_side").is_dir()
     with pytest.raises(CheckpointError, match="belongs to another run"):
         distill_corpus(config(tmp_path, corpus, "set", seed=1), ProcessGroup())
+
+
+def test_one_outlier_does_not_set_the_corpus_statistics(tmp_path, caplog):
+    corpus = planted_corpus(tmp_path / "corpus", files=2)
+    frame = pd.read_parquet(corpus / "part1.parquet")
+    clean = distill_corpus(config(tmp_path, corpus, "clean", method="random"), ProcessGroup())
+    frame.loc[700, "s1"] = 1e35  # a sentinel in one series
+    frame.to_parquet(corpus / "part1.parquet", row_group_size=400, index=False)
+    with caplog.at_level("WARNING"):
+        dirty = distill_corpus(config(tmp_path, corpus, "dirty", method="random"),
+                               ProcessGroup())
+    assert "part1.parquet:s1: 1 point(s) more than 1e+06 median absolute deviations" \
+        in caplog.text
+    source = read_synthetic_set(dirty).manifest["source"]
+    assert source["counts"]["outliers"] == 1
+    reference = read_synthetic_set(clean).manifest["source"]["moments"]
+    assert source["moments"]["std"] == pytest.approx(reference["std"], rel=0.01)
+    assert source["sha256"] != read_synthetic_set(clean).manifest["source"]["sha256"]

@@ -99,3 +99,18 @@ def test_an_unreachable_hub_corpus_says_what_to_do(monkeypatch):
     reader = open_corpus("hf://nobody/no-such-corpus")
     with pytest.raises(CorpusError, match="save_to_disk"):
         next(reader.chunks())
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "cannot be read as CSV"),
+    (bytes(range(256)) * 4, "cannot be read as CSV"),
+    (b"date\n2020-01-01\n", "holds no series column"),
+])
+def test_unreadable_tables_in_a_corpus_are_named(tmp_path, content, message):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    pd.DataFrame({"a": np.arange(10.0)}).to_csv(folder / "good.csv", index=False)
+    (folder / "odd.csv").write_bytes(content)
+    with pytest.raises(CorpusError, match=message) as raised:
+        list(open_corpus(folder).chunks())
+    assert "odd.csv" in str(raised.value)

@@ -160,3 +160,63 @@ def test_uni2ts_style_hf_folder_becomes_one_column_per_item(tmp_path):
     assert table.columns == ("a", "b")
     np.testing.assert_allclose(table.values, targets.T)
     assert table.timestamps[1] - table.timestamps[0] == pd.Timedelta(hours=1)
+
+
+def test_a_value_beyond_float32_is_refused_naming_column_and_row(tmp_path):
+    frame = sine_frame()
+    frame["ch2"] = frame["ch2"].astype(float)
+    frame.loc[42, "ch2"] = 1e39  # finite in float64, infinite once cast for training
+    with pytest.raises(DataValidationError,
+                       match=r"bad\.csv: column 'ch2' holds 1e\+39 at row 42, outside the float32"):
+        load_table(write(frame, tmp_path))
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"date,a,b\n", "holds a header but no data rows"),
+    (b"", "is empty: it holds no header and no rows"),
+    (bytes(range(256)) * 4, "cannot be read as CSV"),
+])
+def test_unreadable_csv_files_are_named(tmp_path, content, message):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataValidationError, match=message) as raised:
+        prepare_data(str(path))
+    assert str(path) in str(raised.value)
+
+
+def test_a_dataset_folder_is_checksummed_by_its_contents(tmp_path):
+    import datasets
+
+    frame = sine_frame()
+    datasets.Dataset.from_pandas(frame).save_to_disk(str(tmp_path / "hf"))
+    first = prepare_data(str(tmp_path / "hf"), context_length=24)
+    assert first.sha256 and first.sha256 == prepare_data(str(tmp_path / "hf"), 24).sha256
+    frame.loc[10, "ch0"] += 1.0  # new contents, same folder: the expert cache must notice
+    datasets.Dataset.from_pandas(frame).save_to_disk(str(tmp_path / "hf2"))
+    (tmp_path / "hf").rename(tmp_path / "old")
+    (tmp_path / "hf2").rename(tmp_path / "hf")
+    assert prepare_data(str(tmp_path / "hf"), context_length=24).sha256 != first.sha256
+
+
+def test_a_registry_dataset_gets_its_files_known_repair_logged_a_user_file_does_not(
+        tmp_path, monkeypatch, caplog):
+    from hdt_finetune.data import dataset_registry
+    from hdt_finetune.data.dataset_registry import DatasetSpec
+
+    frame = sine_frame(rows=300)
+    frame = pd.concat([frame.iloc[:120], frame.iloc[119:120], frame.iloc[120:]])
+    frame.to_csv(tmp_path / "toy_weather.csv", index=False)  # one repeated timestamp
+    spec = DatasetSpec("toy_weather", "toy_weather.csv", "https://example.org/toy_weather.csv",
+                       None, "h", "ratio_70_10_20", 301, 3,
+                       known_repair=RepairPolicy(drop_duplicate_timestamps=True),
+                       known_repair_reason="the canonical file repeats one timestamp")
+    monkeypatch.setitem(dataset_registry.DATASETS, "toy_weather", spec)
+    monkeypatch.setenv("HDT_DATA_DIR", str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        data = prepare_data("toy_weather", context_length=24)
+    assert len(data.train) + len(data.val) + len(data.test) - 48 == 300
+    assert "known repair of its canonical file (the canonical file repeats" in caplog.text
+    assert "dropped 1 rows with duplicated timestamps" in caplog.text
+    with pytest.raises(DataValidationError, match="appears more than once"):
+        prepare_data(str(tmp_path / "toy_weather.csv"), context_length=24)
+    assert dataset_registry.DATASETS["weather"].known_repair.drop_duplicate_timestamps

@@ -259,3 +259,26 @@ def test_the_student_step_stays_below_the_stability_limit():
                                       diverging)
         diverging = diverging - 0.665 * grad
     assert not torch.isfinite(diverging).all() or diverging.abs().max() > 1e6
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no meta", "wrong shape"])
+def test_a_damaged_expert_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
+    from safetensors.torch import save_file
+
+    train = torch.as_tensor(planted_corpus())
+    backbone = DLinearConfig(24, 12, 2)
+    settings = ExpertSettings(n_experts=2, snapshots=2, snapshot_steps=10, batch_size=32)
+    first = load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False)
+    folder = tmp_path / first.key
+    if damage == "truncated":
+        path = folder / "trajectories.safetensors"
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "no meta":
+        (folder / "meta.json").unlink()
+    else:
+        save_file({"trajectories": torch.zeros(2, 3, 5)}, str(folder / "trajectories.safetensors"))
+    with caplog.at_level("WARNING"):
+        again = load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False)
+    assert "is damaged" in caplog.text and "rebuilding it" in caplog.text
+    assert not again.cached and torch.equal(again.trajectories, first.trajectories)
+    assert load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False).cached

@@ -217,3 +217,38 @@ def test_a_corpus_of_other_datasets_and_generated_series_trains(tmp_path, shared
     parts = record["train_data"]["parts"]
     assert record["train_data"]["kind"] == "corpus" and set(parts) == {"ETTm2", "generated"}
     assert parts["ETTm2"] == 34560 * 7 and parts["generated"] == 16 * 4096
+
+
+def test_a_pickle_beside_a_stray_safetensors_file_is_never_unpickled(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    folder = tmp_path / "model"
+    patchtst().module.save_pretrained(str(folder))
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Payload()))
+    (folder / "notes.safetensors").write_bytes(b"not the weights")
+    with pytest.raises(ModelUnavailableError, match="holds no model.safetensors"):
+        patchtst(str(folder))
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("absurd", r"num_hidden_layers must be an integer in \[1, 256\]"),
+    ("missing", "the weights do not fit the PatchTST"),
+])
+def test_patchtst_weights_that_do_not_fit_are_refused(tmp_path, damage, message):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "model"
+    patchtst().module.save_pretrained(str(folder))
+    if damage == "absurd":
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 10**9}))
+    else:
+        tensors = load_file(str(folder / "model.safetensors"))
+        tensors.pop(sorted(tensors)[-1])
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ModelUnavailableError, match=message):
+        patchtst(str(folder))

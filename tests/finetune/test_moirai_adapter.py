@@ -149,8 +149,8 @@ def test_save_and_load_round_trip(tiny, tmp_path):
     assert (folder / "model.safetensors").is_file() and (folder / "config.json").is_file()
 
     loaded = load_moirai(folder)
-    assert loaded.weights == str(folder.resolve()) and not loaded.is_random_init
-    assert loaded.size == "tiny" and tiny.is_random_init
+    assert loaded.weights == str(folder.resolve()) and tiny.weights == "random-init"
+    assert loaded.size == "tiny"
     original, restored = tiny.module.state_dict(), loaded.module.state_dict()
     assert original.keys() == restored.keys()
     assert all(torch.equal(original[k], restored[k]) for k in original)
@@ -229,3 +229,33 @@ def test_missing_uni2ts_gives_install_hint(monkeypatch):
     with pytest.raises(ImportError, match="pip install --no-deps uni2ts==2.0.0") as info:
         import_uni2ts.__wrapped__()
     assert "hdt-finetune[moirai]" in str(info.value)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ({"num_layers": 10**9}, r"num_layers must be an integer in \[1, 256\], got 1000000000"),
+    ({"d_model": "wide"}, "d_model must be an integer"),
+    ({"patch_sizes": [7]}, "patch_sizes must be a list drawn from"),
+    ({"d_model": 128}, "the weights do not fit the Moirai its config.json describes"),
+])
+def test_a_weights_folder_with_an_absurd_or_mismatched_config_is_refused(tiny, tmp_path, edit,
+                                                                         message):
+    import json
+
+    folder = tmp_path / "moirai"
+    tiny.module.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **edit}))
+    with pytest.raises(ModelUnavailableError, match=message):
+        load_moirai(folder)
+
+
+def test_weights_with_a_missing_tensor_are_refused(tiny, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "moirai"
+    tiny.module.save_pretrained(folder)
+    tensors = load_file(str(folder / "model.safetensors"))
+    tensors.pop(sorted(tensors)[0])
+    save_file(tensors, str(folder / "model.safetensors"))
+    with pytest.raises(ModelUnavailableError, match="do not fit"):
+        load_moirai(folder)

@@ -99,10 +99,6 @@ class LoadedMoirai:
     weights: str
     size: str | None = None
 
-    @property
-    def is_random_init(self) -> bool:
-        return self.weights == RANDOM_INIT_WEIGHTS
-
 
 def _module_kwargs(arch: _Architecture) -> dict[str, Any]:
     uni = import_uni2ts()
