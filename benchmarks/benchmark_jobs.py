@@ -12,12 +12,40 @@ import json
 import multiprocessing
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent
-SETS = ROOT.parent / "runs" / "benchmark_sets"
+# Settings that make a distillation seconds long: smoke runs check a benchmark end to end.
+SMOKE_DISTILL = ("iterations=4", "student_steps=2", "experts.n_experts=1",
+                 "experts.snapshots=8", "experts.snapshot_steps=5")
+
+
+@dataclass(frozen=True)
+class BenchmarkPaths:
+    """Where a benchmark keeps its records, reports and summaries (`results`) and its sets,
+    corpora and runs (`work`, never committed). A smoke run (tiny sizes, to check a program
+    end to end) keeps everything under runs/smoke/, never beside the committed records."""
+
+    results: Path
+    work: Path
+
+    @classmethod
+    def of(cls, smoke: bool) -> BenchmarkPaths:
+        if smoke:
+            return cls(results=ROOT.parent / "runs" / "smoke" / "results",
+                       work=ROOT.parent / "runs" / "smoke")
+        return cls(results=ROOT / "results", work=ROOT.parent / "runs")
+
+    @property
+    def sets(self) -> Path:
+        return self.work / "benchmark_sets"
+
+
+@dataclass(frozen=True)
+class ReportArgs:
+    smoke: bool = False  # the smoke run's records (runs/smoke/), not the committed ones
 
 
 def command_line(argv: list[str] | None, commands: dict[str, Any], doc: str

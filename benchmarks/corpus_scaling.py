@@ -2,6 +2,7 @@
 
     python benchmarks/corpus_scaling.py run [sizes=1e6,1e7,1e8] [two_processes=1e7]
     python benchmarks/corpus_scaling.py report
+    python benchmarks/corpus_scaling.py run smoke=true   # a minute: 10^5 points, tiny settings
 
 Corpora (written once to runs/corpora/, not committed) come from
 `hdt_finetune.corpus.generated_corpus`: series of 100k points, ten to a Parquet file, with
@@ -14,7 +15,8 @@ same generator, every window normalised by its context.
 One JSON record per run in results/corpus_scaling/records/ (a killed benchmark keeps them;
 an interrupted size starts over, because a resumed run's time is not that size's cost); the
 report and results/scaling_summary.json (one row per run, plus the fitted log-log slope of time
-against points) are generated from them.
+against points) are generated from them. With smoke=true everything goes under runs/smoke/
+(`report smoke=true` reads it back).
 """
 
 from __future__ import annotations
@@ -27,45 +29,60 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark_jobs import command_line
-
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results" / "corpus_scaling"
-SUMMARY = ROOT / "results" / "scaling_summary.json"
-CORPORA = ROOT.parent / "runs" / "corpora"
-SETS = ROOT.parent / "runs" / "corpus_sets"
-HELD_BACK_POINTS = 1_000_000
-DISTILL_ARGS = ["--length", "384", "--channels", "8", "--quiet"]
-QUALITY_STEPS = 1500
+from benchmark_jobs import SMOKE_DISTILL, BenchmarkPaths, ReportArgs, command_line
 
 
 @dataclass(frozen=True)
 class RunArgs:
     sizes: tuple[float, ...] = (1e6, 1e7, 1e8)
     two_processes: tuple[float, ...] = (1e7,)  # sizes also distilled by two processes
+    smoke: bool = False  # 10^5 points, one and two processes, tiny settings, runs/smoke/
 
 
-def corpus(points: int, seed: int = 0) -> Path:
+@dataclass(frozen=True)
+class Scale:
+    """Where the runs go and how big their fixed parts are (a smoke run's are tiny)."""
+
+    paths: BenchmarkPaths
+    distill_args: tuple[str, ...] = ("--length", "384", "--channels", "8", "--quiet")
+    held_back_points: int = 1_000_000
+    quality_steps: int = 1500
+
+    @classmethod
+    def of(cls, smoke: bool) -> Scale:
+        if not smoke:
+            return cls(BenchmarkPaths.of(False))
+        return cls(BenchmarkPaths.of(True), distill_args=(
+            "--length", "384", "--channels", "8", "--quiet", "--window-reservoir", "2048",
+            "--pool-size", "128", *SMOKE_DISTILL), held_back_points=100_000, quality_steps=50)
+
+    @property
+    def results(self) -> Path:
+        return self.paths.results / "corpus_scaling"
+
+
+def corpus(scale: Scale, points: int, seed: int = 0) -> Path:
     from hdt_finetune.corpus.generated_corpus import write_generated_corpus
 
-    folder = CORPORA / f"points_{points:.0e}_seed{seed}"
+    folder = scale.paths.work / "corpora" / f"points_{points:.0e}_seed{seed}"
     if not folder.exists():
         print(f"generating {folder.name}", flush=True)
         write_generated_corpus(folder, points, seed=seed)
     return folder
 
 
-def distil(points: int, method: str, processes: int) -> Path:
+def distil(scale: Scale, points: int, method: str, processes: int) -> Path:
     """Distil in fresh process(es); returns the set folder (reused if present)."""
-    out = SETS / f"{method}_points{points:.0e}_procs{processes}"
+    out = scale.paths.work / "corpus_sets" / f"{method}_points{points:.0e}_procs{processes}"
     if out.exists():
         return out
     stale = out.parent / f".{out.name}.checkpoint"
     if stale.exists():  # a resumed run's time is not this size's cost: start over
         print(f"removing the checkpoint of an interrupted run: {stale}", flush=True)
         shutil.rmtree(stale)
-    command = ["-m", "hdt_finetune.cli", "distill-corpus", "--corpus", str(corpus(points)),
-               "--method", method, "--out", str(out), *DISTILL_ARGS]
+    command = ["-m", "hdt_finetune.cli", "distill-corpus", "--corpus",
+               str(corpus(scale, points)), "--method", method, "--out", str(out),
+               *scale.distill_args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if processes == 1:
         launch = [sys.executable]
@@ -77,7 +94,7 @@ def distil(points: int, method: str, processes: int) -> Path:
     return out
 
 
-def quality(folder: Path, seed: int = 0) -> dict:
+def quality(scale: Scale, folder: Path, seed: int = 0) -> dict:
     """DLinear trained on the set's windows, tested on held-back windows (context-normed)."""
     import numpy as np
     import torch
@@ -94,13 +111,13 @@ def quality(folder: Path, seed: int = 0) -> dict:
     x, y = normalise_windows(*windows_of(values, 96, 96))
     x = x.permute(0, 2, 1).reshape(-1, 96, 1)
     y = y.permute(0, 2, 1).reshape(-1, 96, 1)
-    held = stream_corpus(open_corpus(corpus(HELD_BACK_POINTS, seed=1)),
+    held = stream_corpus(open_corpus(corpus(scale, scale.held_back_points, seed=1)),
                          PassSettings(96, 96, 384, 20_000, 1), seed=0, show_progress=False)
     test = torch.from_numpy(held.windows.filled.copy())[:, :, None]
     model = DLinear(DLinearConfig(96, 96, 1))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
-    for _ in range(QUALITY_STEPS):
+    for _ in range(scale.quality_steps):
         index = torch.randint(0, x.shape[0], (64,), generator=generator)
         loss = torch.nn.functional.mse_loss(model(x[index]), y[index])
         optimizer.zero_grad()
@@ -110,24 +127,26 @@ def quality(folder: Path, seed: int = 0) -> dict:
         error = model(test[:, :96]) - test[:, 96:]
     return {"test_mse": float(error.pow(2).mean()), "test_mae": float(error.abs().mean()),
             "test_windows": int(test.shape[0]), "train_windows": int(x.shape[0]),
-            "steps": QUALITY_STEPS, "seed": seed, "mse_naive_last_value": float(
+            "steps": scale.quality_steps, "seed": seed, "mse_naive_last_value": float(
                 np.mean((test[:, 95:96] - test[:, 96:]).numpy() ** 2))}
 
 
-def record(points: int, processes: int) -> None:
+def record(scale: Scale, points: int, processes: int) -> None:
     from hdt_finetune.atomic_files import atomic_write_json
     from hdt_finetune.provenance import git_commit, machine, package_versions
 
-    path = RESULTS / "records" / f"points{points:.0e}_procs{processes}.json"
+    path = scale.results / "records" / f"points{points:.0e}_procs{processes}.json"
     if path.exists():
         return
-    hdt = distil(points, "hdt", processes)
+    hdt = distil(scale, points, "hdt", processes)
     manifest = json.loads((hdt / "manifest.json").read_text())
-    random_set = distil(points, "random", 1)
+    random_set = distil(scale, points, "random", 1)
     atomic_write_json(path, {
         "points": points, "processes": processes,
         "corpus": manifest["source"]["counts"], "cost": manifest["cost"],
-        "quality": {"hdt": quality(hdt), "random": quality(random_set)},
+        "quality": {"hdt": quality(scale, hdt), "random": quality(scale, random_set)},
+        "sets_sha256": {"hdt": manifest["content_sha256"], "random": json.loads(
+            (random_set / "manifest.json").read_text())["content_sha256"]},
         "settings": manifest["settings"], "load_average": os.getloadavg(),
         "versions": package_versions(), "git": git_commit(), "machine": machine(),
     })
@@ -135,12 +154,13 @@ def record(points: int, processes: int) -> None:
           f"peak RSS {manifest['cost']['peak_rss_mb']:.0f} MB", flush=True)
 
 
-def report() -> None:
+def report(scale: Scale) -> None:
     import numpy as np
 
     from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
 
-    records = sorted((json.loads(p.read_text()) for p in (RESULTS / "records").glob("*.json")),
+    results, summary = scale.results, scale.paths.results / "scaling_summary.json"
+    records = sorted((json.loads(p.read_text()) for p in (results / "records").glob("*.json")),
                      key=lambda r: (r["processes"], r["points"]))
     rows = [{"points": r["points"], "wall_s": r["cost"]["wall_s"],
              "peak_rss_mb": r["cost"]["peak_rss_mb"], "processes": r["processes"],
@@ -193,21 +213,24 @@ def report() -> None:
     for r in records:
         lines.append(f"- {r['points']:.0e} points, {r['processes']} process(es): load "
                      f"average at the end {', '.join(f'{v:.1f}' for v in r['load_average'])}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / "report.md", "\n".join(lines) + "\n")
-    atomic_write_json(SUMMARY, {"rows": rows, "slope_log_time_vs_log_points": slope,
+    results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(results / "report.md", "\n".join(lines) + "\n")
+    atomic_write_json(summary, {"rows": rows, "slope_log_time_vs_log_points": slope,
                                 "slope_log_pass_time_vs_log_points": pass_slope})
-    print(f"wrote {RESULTS / 'report.md'} and {SUMMARY}")
+    print(f"wrote {results / 'report.md'} and {summary}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    command, args = command_line(argv, {"run": RunArgs(), "report": None}, __doc__)
+    command, args = command_line(argv, {"run": RunArgs(), "report": ReportArgs()}, __doc__)
+    scale = Scale.of(args.smoke)
     if command == "run":
+        if args.smoke:
+            args = RunArgs(sizes=(1e5,), two_processes=(1e5,), smoke=True)
         for size in args.sizes:
-            record(int(size), 1)
+            record(scale, int(size), 1)
         for size in args.two_processes:
-            record(int(size), 2)
-    report()
+            record(scale, int(size), 2)
+    report(scale)
     return 0
 
 

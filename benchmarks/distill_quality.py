@@ -3,8 +3,11 @@
     python benchmarks/distill_quality.py run [datasets=ETTh1] [methods=hdt,random] [seeds=5]
     python benchmarks/distill_quality.py sweep [lengths=192,384] [methods=hdt,condtsf,random]
     python benchmarks/distill_quality.py report  # regenerate report, summary and plot
+    python benchmarks/distill_quality.py run smoke=true   # a minute: tiny settings, DLinear
 
 `run` distils, evaluates, then writes the report; `sweep` measures MSE against M on ETTh1.
+With smoke=true (ETTh1, Random and HDT at seconds-long settings, DLinear, one seed)
+everything goes under runs/smoke/; `report smoke=true` reads it back.
 
 One JSON record per (dataset, method, M, backbone) in results/distill_quality/records/.
 Generated from them: results/distill_quality/report.md, results/distill_quality_summary.json
@@ -19,8 +22,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from benchmark_jobs import (
-    ROOT,
-    SETS,
+    SMOKE_DISTILL,
+    BenchmarkPaths,
+    ReportArgs,
     command_line,
     distil_job,
     evaluate_job,
@@ -29,8 +33,6 @@ from benchmark_jobs import (
     run_in_workers,
 )
 
-RESULTS = ROOT / "results" / "distill_quality"
-SUMMARY = ROOT / "results" / "distill_quality_summary.json"
 BACKBONES = ("dlinear", "itransformer", "xpatch")
 METHODS = ("random", "base", "mtt", "condtsf", "hdt_freq", "hdt_harm", "hdt")
 
@@ -52,14 +54,19 @@ PUBLISHED_MEAN = {
 }
 
 
-def record_path(cell: dict, backbone: str):
+def results(paths: BenchmarkPaths):
+    return paths.results / "distill_quality"
+
+
+def record_path(paths: BenchmarkPaths, cell: dict, backbone: str):
     name = f"{cell['dataset']}__{cell['method']}__M{cell['length']}__{backbone}.json"
-    return RESULTS / "records" / name
+    return results(paths) / "records" / name
 
 
-def cells(datasets: list[str], methods: list[str], lengths: list[int]) -> list[dict]:
-    return [{"dataset": d, "method": m, "length": n,
-             "set": str(SETS / f"{d}_{m}_M{n}_seed0")}
+def cells(paths: BenchmarkPaths, datasets: list[str], methods: list[str], lengths: list[int],
+          settings: tuple[str, ...] = ()) -> list[dict]:
+    return [{"dataset": d, "method": m, "length": n, "settings": list(settings),
+             "set": str(paths.sets / f"{d}_{m}_M{n}_seed0")}
             for d in datasets for m in methods for n in lengths]
 
 
@@ -70,6 +77,7 @@ class RunArgs:
     backbones: tuple[str, ...] = BACKBONES
     seeds: int = 5
     workers: int = 2
+    smoke: bool = False  # ETTh1, Random and HDT at tiny settings, DLinear, into runs/smoke/
 
 
 @dataclass(frozen=True)
@@ -81,17 +89,19 @@ class SweepArgs:
     workers: int = 2
 
 
-def execute(planned: list[dict], args: RunArgs | SweepArgs) -> None:
-    distils, evals = plan(planned, list(args.backbones), args.seeds, record_path)
+def execute(paths: BenchmarkPaths, planned: list[dict], args: RunArgs | SweepArgs) -> None:
+    distils, evals = plan(planned, list(args.backbones), args.seeds,
+                          lambda cell, backbone: record_path(paths, cell, backbone))
     run_in_workers(distil_job, distils, args.workers)
     run_in_workers(evaluate_job, evals, args.workers)
-    report()
+    report(paths)
 
 
-def report() -> None:
+def report(paths: BenchmarkPaths) -> None:
     from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
 
-    records = load_records(RESULTS / "records")
+    out, summary_path = results(paths), paths.results / "distill_quality_summary.json"
+    records = load_records(out / "records")
     table = defaultdict(dict)  # (dataset, method, length) -> backbone -> record
     for r in records:
         table[(r["dataset"], r["method"], r["length"])][r["backbone"]] = r
@@ -133,16 +143,16 @@ def report() -> None:
                 "distill_wall_s": cost["wall_s"],
                 "peak_rss_mb": cost.get("peak_rss_mb"),
             }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    plot = _plot_sweep(table)
+    out.mkdir(parents=True, exist_ok=True)
+    plot = _plot_sweep(table, out / "mse_vs_length.png")
     if plot:
         lines += ["", f"![MSE against synthetic length]({plot.name})"]
-    atomic_write_text(RESULTS / "report.md", "\n".join(lines) + "\n")
-    atomic_write_json(SUMMARY, summary)
-    print(f"wrote {RESULTS / 'report.md'} and {SUMMARY}")
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write_json(summary_path, summary)
+    print(f"wrote {out / 'report.md'} and {summary_path}")
 
 
-def _plot_sweep(table: dict):
+def _plot_sweep(table: dict, path):
     """Cross-architecture mean MSE against M for each method with more than one length."""
     import matplotlib
 
@@ -166,7 +176,6 @@ def _plot_sweep(table: dict):
     axis.set_title("ETTh1 96 -> 96")
     axis.legend()
     figure.tight_layout()
-    path = RESULTS / "mse_vs_length.png"
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
@@ -174,13 +183,18 @@ def _plot_sweep(table: dict):
 
 def main(argv: list[str] | None = None) -> int:
     command, args = command_line(argv, {"run": RunArgs(), "sweep": SweepArgs(),
-                                        "report": None}, __doc__)
-    if command == "run":
-        execute(cells(list(args.datasets), list(args.methods), [384]), args)
+                                        "report": ReportArgs()}, __doc__)
+    paths = BenchmarkPaths.of(getattr(args, "smoke", False))
+    if command == "run" and args.smoke:
+        args = RunArgs(datasets=("ETTh1",), methods=("random", "hdt"), backbones=("dlinear",),
+                       seeds=1, workers=1, smoke=True)
+        execute(paths, cells(paths, ["ETTh1"], list(args.methods), [384], SMOKE_DISTILL), args)
+    elif command == "run":
+        execute(paths, cells(paths, list(args.datasets), list(args.methods), [384]), args)
     elif command == "sweep":
-        execute(cells(["ETTh1"], list(args.methods), list(args.lengths)), args)
+        execute(paths, cells(paths, ["ETTh1"], list(args.methods), list(args.lengths)), args)
     else:
-        report()
+        report(paths)
     return 0
 
 

@@ -3,6 +3,10 @@ what it gives up, against full data, a random subset and zero-shot.
 
     python benchmarks/finetune_cost.py run [datasets=ETTh1] [size=small] [seeds=3] [workers=1]
     python benchmarks/finetune_cost.py report
+    python benchmarks/finetune_cost.py run smoke=true   # minutes: tiny Moirai, tiny sets
+
+With smoke=true (ETTh1, a random-init tiny Moirai, sets distilled at seconds-long settings,
+a few steps, SMOKE_RULE) everything goes under runs/smoke/; `report smoke=true` reads it.
 
 For each (dataset, model) the arms (ARMS, in finetune_cost_arms.py, which the report reads
 too) are: zero-shot, full-data fine-tune, HDT-distilled, CondTSF-distilled and a Random
@@ -28,11 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from benchmark_jobs import ROOT, SETS, command_line, distil_job, run_in_workers
-from finetune_cost_arms import RULE, SET_ARMS, SET_LENGTH, TRAINED_ARMS
-
-RESULTS = ROOT / "results" / "finetune_cost"
-RUNS = ROOT.parent / "runs" / "finetune_cost"
+from benchmark_jobs import (
+    SMOKE_DISTILL,
+    BenchmarkPaths,
+    ReportArgs,
+    command_line,
+    distil_job,
+    run_in_workers,
+)
+from finetune_cost_arms import RULE, SET_ARMS, SET_LENGTH, SMOKE_RULE, TRAINED_ARMS, SelectionRule
 
 
 @dataclass(frozen=True)
@@ -43,22 +51,26 @@ class RunArgs:
     # Runs at a time, one thread each; more than one makes them share the machine, which
     # every record's wall time then includes.
     workers: int = 1
-    # auto: the published weights if the hub answers, else the stand-in
-    weights: Literal["auto", "hub", "standin"] = "auto"
+    # auto: the published weights if the hub answers, else the stand-in; random: a random
+    # init (the smoke run's)
+    weights: Literal["auto", "hub", "standin", "random"] = "auto"
+    smoke: bool = False
 
 
-def record_path(dataset: str, model: str, arm: str, lr: float | None, seed: int) -> Path:
+def record_path(paths: BenchmarkPaths, dataset: str, model: str, arm: str, lr: float | None,
+                seed: int) -> Path:
     lr_part = "none" if lr is None else f"{lr:g}"
-    return RESULTS / "records" / f"{dataset}__{model}__{arm}__lr{lr_part}__seed{seed}.json"
+    return (paths.results / "finetune_cost" / "records"
+            / f"{dataset}__{model}__{arm}__lr{lr_part}__seed{seed}.json")
 
 
-def set_folder(dataset: str, arm: str) -> Path:
-    return SETS / f"{dataset}_{SET_ARMS[arm]}_M{SET_LENGTH}_seed0"
+def set_folder(paths: BenchmarkPaths, dataset: str, arm: str) -> Path:
+    return paths.sets / f"{dataset}_{SET_ARMS[arm]}_M{SET_LENGTH}_seed0"
 
 
 # --- weights -------------------------------------------------------------------------------
 
-def standin_base(size: str):
+def standin_base(size: str, paths: BenchmarkPaths):
     """The stand-in's pretraining settings: our loop on a multi-dataset corpus."""
     from hdt_finetune.finetune.finetune_config import FinetuneConfig
 
@@ -66,15 +78,18 @@ def standin_base(size: str):
         "model.family=moirai", f"model.size={size}", "max_steps=1500", "eval_every=250",
         "save_every=250", "patience=100", "learning_rate=1e-3", "warmup_steps=50",
         "val_stride=8", "test_stride=8", "batch_size=32", "seed=0",
-        f"out={RUNS / 'standin-unused'}"])
+        f"out={paths.work / 'finetune_cost' / 'standin-unused'}"])
 
 
-def resolve_weights(dataset: str, size: str, choice: str) -> str:
-    """A hub id when the published weights can be had, else the stand-in folder."""
+def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths) -> str:
+    """A hub id when the published weights can be had, else the stand-in folder ("random"
+    when asked for a random init)."""
     from hdt_finetune.finetune.model_source import ModelUnavailableError
     from hdt_finetune.finetune.moirai.moirai_weights import MoiraiSpec, load_moirai
     from hdt_finetune.finetune.standin_model import build_standin
 
+    if choice == "random":
+        return "random"
     if choice in ("auto", "hub"):
         hub_id = MoiraiSpec(size=size, context_length=96, horizon=96).hub_id
         try:
@@ -84,7 +99,7 @@ def resolve_weights(dataset: str, size: str, choice: str) -> str:
             if choice == "hub":
                 raise
             print(f"published weights unavailable ({err}); using the stand-in", flush=True)
-    return str(build_standin(dataset, standin_base(size)))
+    return str(build_standin(dataset, standin_base(size, paths)))
 
 
 # --- one fine-tuning run -------------------------------------------------------------------
@@ -113,8 +128,8 @@ def finetune_job(job: dict) -> str:
             f"test mse {record['test']['mse']:.4f} in {record['steps']} steps")
 
 
-def arm_job(dataset: str, model_size: str, weights: str, arm: str, lr: float | None,
-            seed: int) -> dict:
+def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size: str,
+            weights: str, arm: str, lr: float | None, seed: int) -> dict:
     """The job of one run under the selection rule; `lr` None for the zero-shot arms."""
     from hdt_finetune.data import prepare_data
     from hdt_finetune.finetune.finetune_data import training_windows
@@ -122,8 +137,9 @@ def arm_job(dataset: str, model_size: str, weights: str, arm: str, lr: float | N
 
     model = f"moirai-{model_size}"
     common = {"model.family": "moirai", "model.size": model_size, "dataset": dataset,
-              "batch_size": RULE.batch_size, "val_stride": RULE.val_stride, "test_stride": 1,
-              "warmup_steps": RULE.warmup_steps, "patience": RULE.patience, "seed": seed}
+              "batch_size": rule.batch_size, "val_stride": rule.val_stride,
+              "test_stride": rule.test_stride, "warmup_steps": rule.warmup_steps,
+              "patience": rule.patience, "seed": seed}
     if weights == "random":
         common.update({"model.init": "random"})
     else:
@@ -131,70 +147,77 @@ def arm_job(dataset: str, model_size: str, weights: str, arm: str, lr: float | N
     if lr is None:  # zero-shot: no training, the test evaluation only
         config = {**common, "max_steps": 0, "train_data": "full"}
     else:
-        train_data = "full" if arm == "full" else str(set_folder(dataset, arm))
+        train_data = "full" if arm == "full" else str(set_folder(paths, dataset, arm))
         (windows, _), _ = training_windows(TrainData.parse(train_data), prepare_data(dataset),
                                            96, 96)
-        config = {**common, **RULE.schedule(len(windows)), "train_data": train_data,
+        config = {**common, **rule.schedule(len(windows)), "train_data": train_data,
                   "learning_rate": lr}
-    name = record_path(dataset, model, arm, lr, seed).stem
+    record = record_path(paths, dataset, model, arm, lr, seed)
     return {"dataset": dataset, "method": arm, "arm": arm, "learning_rate": lr, "seed": seed,
-            "config": config, "out": str(RUNS / name), "weights": weights,
-            "record": str(record_path(dataset, model, arm, lr, seed)),
-            "rule": {**RULE.__dict__, "learning_rates": list(RULE.learning_rates)}}
+            "config": config, "out": str(paths.work / "finetune_cost" / record.stem),
+            "weights": weights, "record": str(record),
+            "rule": {**rule.__dict__, "learning_rates": list(rule.learning_rates)}}
 
 
-def chosen_learning_rate(dataset: str, model: str, arm: str) -> float | None:
+def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,
+                         arm: str) -> float | None:
     """The rule's choice among the grid's seed-0 runs, once all have run."""
     scores = {}
-    for lr in RULE.learning_rates:
-        path = record_path(dataset, model, arm, lr, 0)
+    for lr in rule.learning_rates:
+        path = record_path(paths, dataset, model, arm, lr, 0)
         if not path.exists():
             return None
         scores[lr] = json.loads(path.read_text())["best_val_mse"]
-    return RULE.choose(scores)
+    return rule.choose(scores)
 
 
 # --- the plan ------------------------------------------------------------------------------
 
 def run(args: RunArgs) -> None:
     import torch
+    from finetune_cost_report import report
 
     torch.set_num_threads(1)  # the stand-in is pretrained here, like every run: one thread
+    paths, rule, settings = BenchmarkPaths.of(args.smoke), RULE, []
+    if args.smoke:
+        args = RunArgs(datasets=("ETTh1",), size="tiny", seeds=1, weights="random", smoke=True)
+        rule, settings = SMOKE_RULE, list(SMOKE_DISTILL)
     size, seeds, workers = args.size, args.seeds, args.workers
     model = f"moirai-{size}"
     for dataset in args.datasets:
         distils = [{"dataset": dataset, "method": method, "length": SET_LENGTH,
-                    "set": str(set_folder(dataset, arm))}
-                   for arm, method in SET_ARMS.items() if not set_folder(dataset, arm).exists()]
+                    "set": str(set_folder(paths, dataset, arm)), "settings": settings}
+                   for arm, method in SET_ARMS.items()
+                   if not set_folder(paths, dataset, arm).exists()]
         run_in_workers(distil_job, distils, 1)
-        weights = resolve_weights(dataset, size, args.weights)
+        weights = resolve_weights(dataset, size, args.weights, paths)
         print(f"{dataset}: weights {weights}", flush=True)
         arms = list(TRAINED_ARMS)
-        jobs = [arm_job(dataset, size, weights, "zeroshot", None, 0),
-                arm_job(dataset, size, "random", "random_init", None, 0)]
-        jobs += [arm_job(dataset, size, weights, arm, lr, 0)
-                 for arm in arms for lr in RULE.learning_rates]
-        run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
-                                      if not Path(j["record"]).exists()], workers)
-        jobs = [arm_job(dataset, size, weights, arm, chosen_learning_rate(dataset, model, arm),
-                        seed)
-                for arm in arms for seed in range(1, seeds)
-                if chosen_learning_rate(dataset, model, arm) is not None]
-        run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
-                                      if not Path(j["record"]).exists()], workers)
-    from finetune_cost_report import report
 
-    report()
+        def job(arm: str, lr: float | None, seed: int, weights: str = weights,
+                dataset: str = dataset) -> dict:
+            return arm_job(paths, rule, dataset, size, weights, arm, lr, seed)
+
+        jobs = [job("zeroshot", None, 0), job("random_init", None, 0, "random")]
+        jobs += [job(arm, lr, 0) for arm in arms for lr in rule.learning_rates]
+        run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
+                                      if not Path(j["record"]).exists()], workers)
+        chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm) for arm in arms}
+        jobs = [job(arm, chosen[arm], seed) for arm in arms for seed in range(1, seeds)
+                if chosen[arm] is not None]
+        run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
+                                      if not Path(j["record"]).exists()], workers)
+    report(paths)
 
 
 def main(argv: list[str] | None = None) -> int:
-    command, args = command_line(argv, {"run": RunArgs(), "report": None}, __doc__)
+    command, args = command_line(argv, {"run": RunArgs(), "report": ReportArgs()}, __doc__)
     if command == "run":
         run(args)
     else:
         from finetune_cost_report import report
 
-        report()
+        report(BenchmarkPaths.of(args.smoke))
     return 0
 
 

@@ -46,6 +46,7 @@ class SelectionRule:
     # cost reduction is then a lower bound.
     max_steps: int = 2000
     val_stride: int = 8  # every 8th validation window for early stopping (all arms alike)
+    test_stride: int = 1  # the test split once per run, every window
     batch_size: int = 32
     warmup_steps: int = 10
 
@@ -64,3 +65,6 @@ class SelectionRule:
 
 
 RULE = SelectionRule()
+# A smoke run checks the program end to end in a few minutes, nothing more.
+SMOKE_RULE = SelectionRule(learning_rates=(1e-3,), max_steps=4, min_eval_every=2,
+                           max_eval_every=2, val_stride=400, test_stride=400, batch_size=8)

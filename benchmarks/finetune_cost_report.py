@@ -2,7 +2,7 @@
 results/finetune_cost/report.md, report.html (self-contained: plots inlined), one Pareto
 plot and one loss-curve plot per (dataset, model), and results/finetune_cost_summary.json.
 
-    python benchmarks/finetune_cost_report.py
+    python benchmarks/finetune_cost.py report [smoke=true]
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark_jobs import ROOT
+from benchmark_jobs import BenchmarkPaths
 from finetune_cost_arms import LABELS, RULE, TRAINED_ARMS, ZERO_SHOT_ARMS
 
-RESULTS = ROOT / "results" / "finetune_cost"
-SUMMARY = ROOT / "results" / "finetune_cost_summary.json"
 # The published claim (PROTOCOL.md) and our aims.
 TARGETS = {"cost_reduction": (80.0, 100.0), "mse_increase_pct": (2.5, 2.0),
            "overall_speedup": (8.5, 10.0)}
@@ -98,10 +96,12 @@ def headline(arms: dict[str, Arm]) -> dict:
     return out
 
 
-def report() -> None:
+def report(paths: BenchmarkPaths) -> None:
     from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
 
-    records = [json.loads(p.read_text()) for p in sorted((RESULTS / "records").glob("*.json"))]
+    results = paths.results / "finetune_cost"
+    summary_path = paths.results / "finetune_cost_summary.json"
+    records = [json.loads(p.read_text()) for p in sorted((results / "records").glob("*.json"))]
     table = load_arms(records)
     summary: dict = defaultdict(dict)
     sections, figures = [], []
@@ -110,15 +110,16 @@ def report() -> None:
         weights = next(iter(arms.values())).runs[0]["weights"] if arms else None
         summary[dataset][model] = {"weights": weights, **head}
         sections.append(_section(dataset, model, weights, arms, head))
-        figures += [_pareto_plot(dataset, model, arms), _curve_plot(dataset, model, arms)]
+        figures += [_pareto_plot(results, dataset, model, arms),
+                    _curve_plot(results, dataset, model, arms)]
     figures = [f for f in figures if f]
     context = _context(records)
     markdown = _markdown(sections, figures, context)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / "report.md", markdown)
-    atomic_write_text(RESULTS / "report.html", _html(sections, figures, context))
-    atomic_write_json(SUMMARY, summary)
-    print(f"wrote {RESULTS / 'report.md'}, report.html and {SUMMARY}")
+    results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(results / "report.md", markdown)
+    atomic_write_text(results / "report.html", _html(sections, figures, context))
+    atomic_write_json(summary_path, summary)
+    print(f"wrote {results / 'report.md'}, report.html and {summary_path}")
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -287,7 +288,7 @@ def _log_x(axis) -> None:
     axis.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _pareto_plot(dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
+def _pareto_plot(results: Path, dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
     """Test MSE against training wall time, each run and each arm's mean; the Pareto front
     joins the arms no cheaper arm beats; zero-shot (no training cost) is a line."""
     trained = [a for a in TRAINED_ARMS if a in arms]
@@ -321,13 +322,13 @@ def _pareto_plot(dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
     axis.set_title(f"{dataset}, {model}: accuracy against cost")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    path = RESULTS / f"pareto_{dataset}_{model}.png"
+    path = results / f"pareto_{dataset}_{model}.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 
 
-def _curve_plot(dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
+def _curve_plot(results: Path, dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
     """Training loss and validation MSE against step, seed 0 of each arm's chosen rate."""
     trained = [a for a in TRAINED_ARMS if a in arms]
     if not trained:
@@ -353,11 +354,11 @@ def _curve_plot(dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
         axis.legend(fontsize=8)
     figure.suptitle(f"{dataset}, {model}: seed 0 at the selected learning rate")
     figure.tight_layout()
-    path = RESULTS / f"curves_{dataset}_{model}.png"
+    path = results / f"curves_{dataset}_{model}.png"
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
 
 
 if __name__ == "__main__":
-    report()
+    report(BenchmarkPaths.of(smoke=False))

@@ -1,6 +1,7 @@
 """Fine-tuning throughput of Moirai-small on this machine, and our loop's overhead.
 
     python benchmarks/finetune_throughput.py run [steps=30] [size=small] [threads=2]
+    python benchmarks/finetune_throughput.py run smoke=true   # seconds: tiny Moirai, runs/smoke/
 
 Runs the Accelerate loop (`run_finetune`, no evaluation or checkpoint inside the timed steps)
 and a bare forward/backward/AdamW loop over the same batches, and writes
@@ -16,12 +17,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from benchmark_jobs import command_line
+from benchmark_jobs import BenchmarkPaths, command_line
 
-RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP = 3
 
 
@@ -30,6 +29,7 @@ class RunArgs:
     steps: int = 30
     size: str = "small"
     threads: int = torch.get_num_threads()
+    smoke: bool = False  # a tiny Moirai for 6 steps, the record under runs/smoke/
 
 
 def bare_loop(config, steps: int) -> float:
@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     from hdt_finetune.provenance import git_commit, machine, package_versions, peak_rss_mb
 
     _, args = command_line(argv, {"run": RunArgs()}, __doc__)
+    results = BenchmarkPaths.of(args.smoke).results
+    if args.smoke:
+        args = RunArgs(steps=6, size="tiny", threads=args.threads, smoke=True)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         config = FinetuneConfig.from_overrides([
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "model": f"moirai-{args.size}", "weights": "random-init",
         "batch_size": config.batch_size, "context_length": config.context_length,
-        "horizon": config.horizon, "patch_size": config.patch_size, "threads": args.threads,
+        "horizon": config.horizon, "patch_size": config.model.patch_size, "threads": args.threads,
         "timed_steps": args.steps - WARMUP,
         "loop_s_per_step": ours, "bare_s_per_step": bare,
         "loop_samples_per_s": config.batch_size / ours,
@@ -99,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mb": peak_rss_mb(), "versions": package_versions(), "git": git_commit(),
         "machine": machine(),
     }
-    atomic_write_json(RESULTS / "finetune_throughput.json", record)
+    atomic_write_json(results / "finetune_throughput.json", record)
     print(json.dumps({k: record[k] for k in ("loop_samples_per_s", "bare_samples_per_s",
                                              "overhead_pct")}, indent=2))
     return 0

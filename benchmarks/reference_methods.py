@@ -2,8 +2,10 @@
 
     python benchmarks/reference_methods.py run [datasets=ETTh1,ETTh2] [seeds=5] [workers=2]
     python benchmarks/reference_methods.py report   # regenerate the table from the records
+    python benchmarks/reference_methods.py run smoke=true   # seconds: Random, DLinear, 1 seed
 
-`run` writes one JSON record per (dataset, method, backbone), then the table.
+`run` writes one JSON record per (dataset, method, backbone), then the table. With
+smoke=true everything goes under runs/smoke/ (`report smoke=true` reads it back).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import sys
 from dataclasses import dataclass
 
 from benchmark_jobs import (
-    ROOT,
-    SETS,
+    BenchmarkPaths,
+    ReportArgs,
     command_line,
     distil_job,
     evaluate_job,
@@ -21,8 +23,6 @@ from benchmark_jobs import (
     plan,
     run_in_workers,
 )
-
-RESULTS = ROOT / "results" / "reference"
 
 # Published MSE at 96 -> 96 (PROTOCOL.md), set beside ours in the table.
 PUBLISHED = {
@@ -39,8 +39,12 @@ PUBLISHED = {
 }
 
 
-def record_path(cell: dict, backbone: str):
-    return RESULTS / "records" / f"{cell['dataset']}__{cell['method']}__{backbone}.json"
+def results(paths: BenchmarkPaths):
+    return paths.results / "reference"
+
+
+def record_path(paths: BenchmarkPaths, cell: dict, backbone: str):
+    return results(paths) / "records" / f"{cell['dataset']}__{cell['method']}__{backbone}.json"
 
 
 @dataclass(frozen=True)
@@ -51,19 +55,25 @@ class RunArgs:
     length: int = 384
     seeds: int = 5
     workers: int = 2
+    smoke: bool = False  # ETTh1, Random, DLinear, one seed, into runs/smoke/
 
 
 def run(args: RunArgs) -> None:
+    paths = BenchmarkPaths.of(args.smoke)
+    if args.smoke:
+        args = RunArgs(datasets=("ETTh1",), methods=("random",), backbones=("dlinear",),
+                       seeds=1, workers=1, smoke=True)
     cells = [{"dataset": d, "method": m, "length": args.length,
-              "set": str(SETS / f"{d}_{m}_M{args.length}_seed0")}
+              "set": str(paths.sets / f"{d}_{m}_M{args.length}_seed0")}
              for d in args.datasets for m in args.methods]
-    distils, evals = plan(cells, list(args.backbones), args.seeds, record_path)
+    distils, evals = plan(cells, list(args.backbones), args.seeds,
+                          lambda cell, backbone: record_path(paths, cell, backbone))
     run_in_workers(distil_job, distils, args.workers)
     run_in_workers(evaluate_job, evals, args.workers)
-    report()
+    report(paths)
 
 
-def report() -> None:
+def report(paths: BenchmarkPaths) -> None:
     from hdt_finetune.atomic_files import atomic_write_text
 
     lines = [
@@ -77,7 +87,7 @@ def report() -> None:
         "| dataset | method | backbone | rows | seeds | MSE | MAE | published MSE | Δ | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in load_records(RESULTS / "records"):
+    for r in load_records(results(paths) / "records"):
         ref = PUBLISHED.get(r["method"], {}).get(r["dataset"], {}).get(r["backbone"])
         delta = f"{100 * (r['mse_mean'] - ref) / ref:+.1f}%" if ref else ""
         lines.append(
@@ -86,13 +96,13 @@ def report() -> None:
             f"{r['mae_mean']:.4f} ± {r['mae_std']:.4f} | {ref or ''} | {delta} | "
             f"{r['wall_s']:.0f} |"
         )
-    atomic_write_text(RESULTS / "table.md", "\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'table.md'}")
+    atomic_write_text(results(paths) / "table.md", "\n".join(lines) + "\n")
+    print(f"wrote {results(paths) / 'table.md'}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    command, args = command_line(argv, {"run": RunArgs(), "report": None}, __doc__)
-    run(args) if command == "run" else report()
+    command, args = command_line(argv, {"run": RunArgs(), "report": ReportArgs()}, __doc__)
+    run(args) if command == "run" else report(BenchmarkPaths.of(args.smoke))
     return 0
 
 

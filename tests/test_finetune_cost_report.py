@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import finetune_cost_arms  # noqa: E402
 import finetune_cost_report  # noqa: E402
+from benchmark_jobs import BenchmarkPaths  # noqa: E402
 
 
 def test_the_rule_scales_validation_with_the_epoch_and_caps_steps():
@@ -37,8 +38,8 @@ def fake(arm, lr, seed, val, mse, train_s, flops, distill_s=None):
 
 
 def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, monkeypatch):
-    records = tmp_path / "records"
-    records.mkdir()
+    records = tmp_path / "finetune_cost" / "records"
+    records.mkdir(parents=True)
     rows = [
         fake("zeroshot", None, 0, None, 0.70, 0, 0),
         fake("random_init", None, 0, None, 0.80, 0, 0),
@@ -57,10 +58,9 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     rows[-1]["concurrent_runs"] = 2  # older records have no field: one run at a time
     for i, row in enumerate(rows):
         (records / f"{i}.json").write_text(json.dumps(row))
-    monkeypatch.setattr(finetune_cost_report, "RESULTS", tmp_path)
-    monkeypatch.setattr(finetune_cost_report, "SUMMARY", tmp_path / "summary.json")
-    finetune_cost_report.report()
-    head = json.loads((tmp_path / "summary.json").read_text())["ETTh1"]["moirai-small"]
+    finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    summary = tmp_path / "finetune_cost_summary.json"
+    head = json.loads(summary.read_text())["ETTh1"]["moirai-small"]
     assert head["weights"] == "/stand-in"
     assert head["mse"]["full"] == pytest.approx(0.40)  # seeds 0 and 1 at lr 1e-4
     assert head["mse"]["hdt"] == pytest.approx(0.42)
@@ -69,7 +69,7 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert head["mse_increase_pct"] == pytest.approx(5.0)
     assert head["zeroshot_mse_increase_pct"] == pytest.approx(75.0)
     assert head["overall_speedup"] == pytest.approx(1000 / (80 + 10))
-    markdown = (tmp_path / "report.md").read_text()
+    markdown = (tmp_path / "finetune_cost" / "report.md").read_text()
     assert "cost reduction, training wall time: 100.0x (target >= 80x, aim 100x): met" in markdown
     assert "overall speed-up incl. distillation: 11.1x" in markdown
     assert ("MSE increase of HDT over full data: +5.0% (target <= 2.5%, aim 2%): missed by 2.5 "
@@ -80,5 +80,5 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
             in markdown)
     assert "runs at a time (one thread each): 1, 2" in markdown
     assert '"abc"' in markdown  # the commit the records were made with
-    page = (tmp_path / "report.html").read_text()
+    page = (tmp_path / "finetune_cost" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # self-contained: plots inlined

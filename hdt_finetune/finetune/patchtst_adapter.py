@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from hdt_finetune.finetune.forecast_adapter import ForecastAdapter, ModelChoice
-from hdt_finetune.finetune.model_source import ModelUnavailableError, load_weights
+from hdt_finetune.finetune.model_source import ModelUnavailableError, hub_offline, load_weights
 
 # Sizes for a random init: "tiny" for tests, "base" close to the IBM granite release. Random
 # inits use LayerNorm: batch statistics would make a data-parallel run differ from a
@@ -93,7 +93,8 @@ def _strict_loader(cls):
     def load(source: str) -> nn.Module:
         if not Path(source).is_dir():  # a hub id: load_weights explains hub failures
             module, info = cls.from_pretrained(source, use_safetensors=True,
-                                               output_loading_info=True)
+                                               output_loading_info=True,
+                                               local_files_only=hub_offline())
         else:
             _check_config(Path(source) / "config.json")
             try:

@@ -33,6 +33,19 @@ def test_recipe_runs_and_labels_random_weights(tmp_path, shared_data_dir, recipe
     assert (out / "model").is_dir()
 
 
+def test_hdt_finetune_runs_under_accelerate_launch(tmp_path, shared_data_dir):
+    pytest.importorskip("uni2ts")
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+         str(RECIPES.parent / "accelerate_config.yaml"), "-m", "hdt_finetune.cli", "finetune",
+         "--config", "moirai/small_full_cpu", "--out", str(out), *TINY],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=300, check=True)
+    assert "RANDOM-INIT MODEL" in result.stdout
+    assert json.loads((out / "record.json").read_text())["model"] == "moirai-tiny"
+
+
 def test_recipe_rejects_an_unknown_key(tmp_path):
     result = subprocess.run([sys.executable, str(RECIPES / "patchtst_etth.py"), "max_step=3"],
                             capture_output=True, text=True, timeout=120)

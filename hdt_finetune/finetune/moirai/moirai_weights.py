@@ -8,7 +8,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hdt_finetune.finetune.model_source import ModelUnavailableError, load_weights
+from hdt_finetune.finetune.model_source import ModelUnavailableError, hub_offline, load_weights
 from hdt_finetune.finetune.uni2ts_compat import import_uni2ts
 
 log = logging.getLogger(__name__)
@@ -146,15 +145,6 @@ def _size_of(module: nn.Module) -> str | None:
     return next((name for name, arch in _ARCHITECTURES.items() if arch == shape), None)
 
 
-def _hub_offline() -> bool:
-    # huggingface_hub reads HF_HUB_OFFLINE once, at import; honour a later setting too, so an
-    # offline hub id fails at once from the local cache instead of after ~20 s of retries.
-    import huggingface_hub.constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "")
-    return flag.upper() in {"1", "ON", "YES", "TRUE"} or huggingface_hub.constants.HF_HUB_OFFLINE
-
-
 def load_moirai(source: str | Path, *, strict: bool = True) -> LoadedMoirai:
     """Load a MoiraiModule from a hub id (``Salesforce/moirai-1.1-R-small``) or a local folder.
 
@@ -176,7 +166,7 @@ def load_moirai(source: str | Path, *, strict: bool = True) -> LoadedMoirai:
     def from_pretrained(name: str) -> nn.Module:
         try:
             return _quiet_from_pretrained(uni.MoiraiModule, name, strict=strict,
-                                          local_files_only=_hub_offline())
+                                          local_files_only=hub_offline())
         except (RuntimeError, TypeError, KeyError) as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise ModelUnavailableError(

@@ -1,0 +1,43 @@
+"""Every benchmark program runs end to end at its smoke size (`run smoke=true`), writes its
+records and report under runs/smoke/ and never beside the committed results. The programs
+are copied into a temporary folder so that their runs/ is the test's."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize(("program", "report"), [
+    ("reference_methods.py", "reference/table.md"),
+    ("distill_quality.py", "distill_quality/report.md"),
+    ("finetune_cost.py", "finetune_cost/report.md"),
+    ("corpus_scaling.py", "corpus_scaling/report.md"),
+    ("finetune_throughput.py", "finetune_throughput.json"),
+])
+def test_a_benchmark_runs_at_its_smoke_size(tmp_path, shared_data_dir, program, report):
+    if program == "finetune_cost.py":
+        pytest.importorskip("uni2ts")
+    copy = tmp_path / "benchmarks"
+    copy.mkdir()
+    for path in BENCHMARKS.glob("*.py"):
+        shutil.copy(path, copy)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HDT_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, str(copy / program), "run", "smoke=true"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "FAILED" not in result.stdout
+    smoke = tmp_path / "runs" / "smoke" / "results"
+    assert (smoke / report).is_file()
+    assert not (copy / "results").exists()  # nothing beside the committed records
+    if report.endswith(".md"):
+        records = list((smoke / Path(report).parent / "records").glob("*.json"))
+        assert records and all(json.loads(p.read_text()).get("git") for p in records)
