@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from hdt_finetune.checksums import sha256_of
+from hdt_finetune.data.data_cache import hub_offline
 
 TIME_COLUMNS = ("date", "timestamp", "time", "datetime")
 
@@ -102,6 +103,8 @@ class CorpusReader:
         datasets.disable_progress_bars()
         if self.kind == "hub":
             try:
+                if hub_offline():
+                    raise ConnectionError("HF_HUB_OFFLINE is set")
                 yield datasets.load_dataset(self.location, split="train", streaming=True)
             except Exception as err:  # noqa: BLE001 - hub errors come in many types
                 raise CorpusError(

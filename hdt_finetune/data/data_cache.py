@@ -34,6 +34,15 @@ def data_dir() -> Path:
     return Path(user_cache_dir("hdt_finetune")) / "data"
 
 
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE as set now: huggingface_hub and datasets read it once, at import, so a
+    later setting would otherwise make a hub request fail only after ~20 s of retries."""
+    import huggingface_hub.constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "")
+    return flag.upper() in {"1", "ON", "YES", "TRUE"} or huggingface_hub.constants.HF_HUB_OFFLINE
+
+
 def cache_root() -> Path:
     """Where derived artefacts (expert buffers) are cached: $HDT_CACHE_DIR or the user cache."""
     configured = os.environ.get(CACHE_DIR_ENV)

@@ -7,12 +7,12 @@ deep inside huggingface_hub.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 log = logging.getLogger(__name__)
+
 
 T = TypeVar("T")
 # The weights file of a save_pretrained folder: whole, or sharded with an index.
@@ -45,15 +45,6 @@ def load_weights(loader: Callable[[str], T], source: str) -> T:
             "as such in every output). HF_HUB_OFFLINE=1 makes this fail at once instead of "
             "after the hub's retries."
         ) from None
-
-
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE as set now: huggingface_hub reads it once, at import, so a later setting
-    would otherwise make an offline hub id fail only after ~20 s of retries."""
-    import huggingface_hub.constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "")
-    return flag.upper() in {"1", "ON", "YES", "TRUE"} or huggingface_hub.constants.HF_HUB_OFFLINE
 
 
 def _refuse_pickled_weights(folder: Path) -> None:

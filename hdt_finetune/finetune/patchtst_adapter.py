@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from hdt_finetune.data.data_cache import hub_offline
 from hdt_finetune.finetune.forecast_adapter import ForecastAdapter, ModelChoice
-from hdt_finetune.finetune.model_source import ModelUnavailableError, hub_offline, load_weights
+from hdt_finetune.finetune.model_source import ModelUnavailableError, load_weights
 
 # Sizes for a random init: "tiny" for tests, "base" close to the IBM granite release. Random
 # inits use LayerNorm: batch statistics would make a data-parallel run differ from a

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from hdt_finetune.finetune.model_source import ModelUnavailableError, hub_offline, load_weights
+from hdt_finetune.data.data_cache import hub_offline
+from hdt_finetune.finetune.model_source import ModelUnavailableError, load_weights
 from hdt_finetune.finetune.uni2ts_compat import import_uni2ts
 
 log = logging.getLogger(__name__)
