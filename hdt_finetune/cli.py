@@ -238,6 +238,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
             FinetuneDivergedError, RunFolderError)
 
 
+def run_or_exit(function, *args):
+    """`function(*args)` for a recipe: bad input ends the program with one line saying what to
+    do (exit status 2), not a traceback."""
+    try:
+        return function(*args)
+    except user_errors() as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,13 +46,12 @@ def run_demo(config: DemoConfig) -> dict:
 
 
 def run_demo_recipe(config_name: str, argv: list[str]) -> dict:
-    from hdt_finetune.cli import user_errors
+    """The demo recipe's entry point: its config, then `key=value` overrides."""
+    from hdt_finetune.cli import run_or_exit
+
+    def build_and_run() -> dict:
+        defaults = apply_overrides(DemoConfig(), load_config_file(config_name))
+        return run_demo(apply_overrides(defaults, argv))
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        config = apply_overrides(apply_overrides(DemoConfig(), load_config_file(config_name)),
-                                 argv)
-        return run_demo(config)
-    except user_errors() as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return run_or_exit(build_and_run)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -85,16 +84,11 @@ def finetune_from_overrides(config_name: str | None, overrides: Iterable[str]) -
 
 
 def run_recipe(config_name: str, argv: list[str]) -> dict:
-    """A recipe's entry point: its config, the command line's `key=value` overrides; bad
-    input ends the program with one line saying what to do, not a traceback."""
-    from hdt_finetune.cli import user_errors
+    """A recipe's entry point: its config, then the command line's `key=value` overrides."""
+    from hdt_finetune.cli import run_or_exit
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return finetune_from_overrides(config_name, argv)
-    except user_errors() as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return run_or_exit(finetune_from_overrides, config_name, argv)
 
 
 def summary(record: dict, config: FinetuneConfig) -> dict:
