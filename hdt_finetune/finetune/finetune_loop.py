@@ -85,11 +85,13 @@ def run_finetune(config: FinetuneConfig, data: PreparedData | None = None) -> di
     data = data or prepare_data(config.dataset, config.context_length)
     windows = load_finetune_data(config.train_data, data, config.context_length,
                                  config.horizon, config.val_stride, config.test_stride)
-    # Every setting that shapes the result, and the content of the training windows.
-    run_key = fingerprint({"settings": config.result_settings(),
+    # Every setting that shapes the result, the content of the training windows, and what
+    # the machine decides: the process count (the global batch) and the precision.
+    settings = {**config.result_settings(), "processes": str(accelerator.num_processes),
+                "precision": precision}
+    run_key = fingerprint({"settings": settings,
                            "train_data": windows.source["content_sha256"]})
-    claim = (claimed_run_folder(config.out, run_key, config.result_settings(),
-                                config.overwrite)
+    claim = (claimed_run_folder(config.out, run_key, settings, config.overwrite)
              if accelerator.is_main_process else nullcontext())
     with claim:
         accelerator.wait_for_everyone()

@@ -19,6 +19,7 @@ pytest.importorskip("transformers")
 
 from hdt_finetune.finetune.finetune_config import FinetuneConfig  # noqa: E402
 from hdt_finetune.finetune.finetune_loop import run_finetune  # noqa: E402
+from hdt_finetune.finetune.run_folder import RunFolderError  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "patchtst_etth.py"
 ARGS = ["model.init=random", "model.size=tiny", "horizon=24", "max_steps=6", "eval_every=3",
@@ -42,6 +43,11 @@ def test_two_processes_train_together_and_match_one(tmp_path, shared_data_dir):
         [*ARGS, "model.family=patchtst", "model.patch_size=16", "learning_rate=1e-3",
          "batch_size=16", f"out={tmp_path / 'one'}"]))
     assert two["test"]["mse"] == pytest.approx(one["test"]["mse"], rel=1e-3)
+    # The process count sets the global batch: one process does not resume a two-process run.
+    with pytest.raises(RunFolderError, match="processes"):
+        run_finetune(FinetuneConfig.from_overrides(
+            [*ARGS, "model.family=patchtst", "model.patch_size=16", "learning_rate=1e-3",
+             "batch_size=8", f"out={out}"]))
 
     # Only the main process wrote our files: one metrics line a step, one record, and no
     # leftovers; each process keeps only its own Accelerate random state.
