@@ -62,7 +62,7 @@ def test_every_method_makes_the_pinned_set(tmp_path, shared_data_dir, private_ca
 def test_a_corpus_distillation_makes_the_pinned_set(tmp_path):
     from hdt_finetune.corpus import CorpusDistillConfig, distill_corpus
     from hdt_finetune.corpus.generated_corpus import write_generated_corpus
-    from hdt_finetune.corpus.process_group import ProcessGroup
+    from hdt_finetune.process_group import ProcessGroup
 
     corpus = write_generated_corpus(tmp_path / "corpus", 60_000, series_length=10_000,
                                     series_per_file=3)

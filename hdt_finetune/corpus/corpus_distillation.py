@@ -37,7 +37,6 @@ from safetensors.torch import load_file, save_file
 from hdt_finetune.atomic_files import atomic_directory
 from hdt_finetune.backbones import DLinearConfig
 from hdt_finetune.corpus.corpus_reader import open_corpus
-from hdt_finetune.corpus.process_group import ProcessGroup
 from hdt_finetune.corpus.streaming_pass import CorpusSample, Moments, PassSettings, stream_corpus
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, sgd_trajectories
 from hdt_finetune.distill.flat_params import normalise_windows
@@ -46,6 +45,7 @@ from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_
 from hdt_finetune.distill.real_sampler import PoolSampler
 from hdt_finetune.distill.settings import SWITCHES, DistillSettings
 from hdt_finetune.distill.spectral import harmonic_filter, to_spectrum, top_k_mask
+from hdt_finetune.process_group import ProcessGroup
 from hdt_finetune.provenance import Stopwatch, peak_rss_mb
 from hdt_finetune.run_identity import ForeignCheckpointError, fingerprint
 from hdt_finetune.synthetic import check_replaceable, per_series_scaling, write_synthetic_set

@@ -40,11 +40,10 @@ def run_finetune_command(config: FinetuneConfig) -> dict[str, Any]:
 def distilled_set(config: FinetuneConfig, data: PreparedData) -> Path:
     """The set `distill:METHOD:M:SEED` of `data`, made once (main process first) under the
     cache, keyed by everything that shapes it; a damaged cached set is made again."""
-    from accelerate import PartialState
-
     from hdt_finetune.data.data_cache import cache_root
     from hdt_finetune.distill.settings import DistillSettings
     from hdt_finetune.distillation import DistillConfig, run_distillation
+    from hdt_finetune.process_group import ProcessGroup
     from hdt_finetune.run_identity import fingerprint
     from hdt_finetune.synthetic import SyntheticSetError, read_synthetic_set
 
@@ -56,7 +55,8 @@ def distilled_set(config: FinetuneConfig, data: PreparedData) -> Path:
                       length=16)
     folder = (cache_root() / "distilled"
               / f"{data.name}-{wanted.method}-M{wanted.length}-seed{wanted.seed}-{key}")
-    with PartialState().main_process_first():
+    group = ProcessGroup.from_environment()
+    if group.is_main:  # one process distils; the others wait, then read the set
         try:
             read_synthetic_set(folder)
             log.info("reusing the distilled set %s", folder)
@@ -69,16 +69,20 @@ def distilled_set(config: FinetuneConfig, data: PreparedData) -> Path:
             run_distillation(DistillConfig(data=data.spec, method=wanted.method, out=folder,
                                            length=wanted.length, seed=wanted.seed,
                                            overwrite=folder.exists(), settings=settings), data)
+    group.barrier()
     return folder
 
 
 def finetune_from_overrides(config_name: str | None, overrides: Iterable[str]) -> dict:
     """Build, run and summarise one fine-tune (the `hdt finetune` command)."""
-    from accelerate import PartialState
+    from hdt_finetune.process_group import ProcessGroup
 
     config = build_config(config_name, overrides)
+    # The processes join once, before anything else, so a set distilled on demand and the
+    # Accelerator of the fine-tune agree on who the main process is.
+    group = ProcessGroup.from_environment()
     record = run_finetune_command(config)
-    if PartialState().is_main_process:
+    if group.is_main:
         print(json.dumps(summary(record, config), indent=2))
     return record
 

@@ -15,10 +15,10 @@ import pytest
 from hdt_finetune.cli import main
 from hdt_finetune.corpus import CorpusDistillConfig, distill_corpus
 from hdt_finetune.corpus import corpus_distillation as module
-from hdt_finetune.corpus.process_group import ProcessGroup
 from hdt_finetune.distill.expert_buffer import ExpertSettings
 from hdt_finetune.distill.matching_engine import MatchingState
 from hdt_finetune.distill.settings import DistillSettings
+from hdt_finetune.process_group import ProcessGroup
 from hdt_finetune.run_identity import CheckpointError
 from hdt_finetune.synthetic import read_synthetic_set
 

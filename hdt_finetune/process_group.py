@@ -1,8 +1,10 @@
-"""The processes of one distillation: who we are and how tensors are combined across us.
+"""The processes of one job (a corpus distillation, a fine-tune and the set it distils on
+demand): who we are and how tensors are combined across us.
 
 One process needs nothing. Under `accelerate launch` or `torchrun` (on CPUs with
 ACCELERATE_USE_CPU=true), Accelerate's PartialState sets up the process group (gloo on
-CPUs, NCCL on GPUs) and the collectives below go through torch.distributed.
+CPUs, NCCL on GPUs) and the collectives below go through torch.distributed. It is set up
+once per program and shared: an Accelerator made later joins the same group.
 """
 
 from __future__ import annotations
