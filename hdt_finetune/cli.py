@@ -144,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "distill:METHOD[:M[:SEED]]")
     finetune.add_argument("--out", help="the run's folder")
     finetune.add_argument("--overwrite", action="store_true",
-                          help="replace a finished or foreign-settings run in --out (only "
-                          "files hdt finetune wrote)")
+                          help="start afresh in --out, removing the run there (only files "
+                          "hdt finetune wrote)")
     _add_settings(finetune, "finetune")
 
     commands.add_parser("datasets", help="list the known datasets and where they are cached")

@@ -26,7 +26,9 @@ def load_config_file(name: str) -> dict[str, Any]:
         raise ValueError(f"no config {name!r}: give the path of a YAML file or one of "
                          f"{', '.join(known) or '(none found)'}")
     try:
-        mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # Every scalar as text, parsed by the override parser as a command line's would be
+        # (YAML 1.1 would read `mixed_precision: no` as false).
+        mapping = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.BaseLoader) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ValueError(f"{path} is not readable YAML ({err})") from None
     if not isinstance(mapping, dict):

@@ -159,6 +159,8 @@ def _parse(raw: Any, kind: Any) -> Any:
             raise ValueError("")
         return str(raw)
     if kind is Path:
+        if raw is None or not str(raw).strip():
+            raise ValueError("an empty path")
         return Path(str(raw)).expanduser()
     parse = getattr(kind, "parse", None)
     if callable(parse):  # a typed value with its own text form (TrainData)

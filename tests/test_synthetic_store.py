@@ -197,3 +197,22 @@ def test_a_dataset_scaled_set_needs_its_source_checksum(tmp_path, shared_data_di
                                   "scaling": dataset_scaling(data)})
     with pytest.raises(SyntheticSetError, match="records no checksum of the data"):
         check_usable_with(read_synthetic_set(folder), data)
+
+
+def test_a_malformed_source_or_target_column_is_one_line(tmp_path, shared_data_dir):
+    import datasets
+
+    from hdt_finetune.synthetic import source_spec
+
+    folder = write(tmp_path / "set", source={"kind": "dataset", "read": "ETTh1"})
+    with pytest.raises(SyntheticSetError, match="source.read does not say how to load"):
+        source_spec(read_synthetic_set(folder))
+    datasets.Dataset.from_dict({"item_id": CHANNELS, "target": [["x"] * 50] * 3}
+                               ).save_to_disk(str(tmp_path / "forged"))
+    arrow = folder / "data" / "data-00000-of-00001.arrow"
+    arrow.write_bytes((tmp_path / "forged" / "data-00000-of-00001.arrow").read_bytes())
+    files = json.loads((folder / "manifest.json").read_text())["files"]
+    files["data/data-00000-of-00001.arrow"] = sha256_of(arrow)
+    rewrite_manifest(folder, files=files)
+    with pytest.raises(SyntheticSetError, match="the target column is not series of numbers"):
+        read_synthetic_set(folder)

@@ -82,3 +82,20 @@ def test_config_files_give_typed_values_and_nested_mappings():
     with pytest.raises(ConfigError, match="bad value for inner.steps: True"):
         apply_overrides(Outer(), {"inner.steps": True})
     assert config_keys(Outer)[-2:] == ["inner.steps", "inner.rate"]
+
+
+def test_a_yaml_config_file_is_read_as_text_like_a_command_line(tmp_path):
+    from hdt_finetune.finetune.finetune_command import build_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("mixed_precision: no\nmodel:\n  init: random\n  source: null\n"
+                    "learning_rate: 1e-3\n")
+    config = build_config(str(path), ["max_steps=5"])
+    assert config.mixed_precision == "no" and config.model.init == "random"
+    assert config.model.source is None and config.learning_rate == 1e-3
+    assert config.max_steps == 5
+    path.write_text("out:\n")
+    with pytest.raises(ConfigError, match="bad value for out: '' .*an empty path"):
+        build_config(str(path), [])
+    with pytest.raises(ValueError, match="no config 'moirai/huge': give the path"):
+        build_config("moirai/huge", [])

@@ -13,8 +13,9 @@
    the gradients of the set and of the student learning rate are averaged, and the
    iterations are split between the processes.
 
-Cost grows with the corpus only in step 1 (linear: each point is read once); memory is
-bounded by the sample sizes, the synthetic set and the expert state. The pass, the experts
+Cost grows with the corpus only in step 1 (linear: each point is parsed once; the main
+process reads the files' bytes once more for the corpus checksum); memory is bounded by the
+sample sizes, the synthetic set and the expert state. The pass, the experts
 and the matching state are checkpointed per process beside the output, so a killed run
 resumes without reading the corpus again.
 """
@@ -43,11 +44,11 @@ from hdt_finetune.distill.flat_params import normalise_windows
 from hdt_finetune.distill.matching_backbone import DLinearMatching
 from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_matching
 from hdt_finetune.distill.real_sampler import PoolSampler
-from hdt_finetune.distill.settings import SWITCHES, DistillSettings
+from hdt_finetune.distill.settings import SWITCHES, DistillSettings, result_settings
 from hdt_finetune.distill.spectral import harmonic_filter, to_spectrum, top_k_mask
 from hdt_finetune.process_group import ProcessGroup
 from hdt_finetune.provenance import Stopwatch, peak_rss_mb
-from hdt_finetune.run_identity import ForeignCheckpointError, fingerprint
+from hdt_finetune.run_identity import CheckpointError, ForeignCheckpointError, fingerprint
 from hdt_finetune.synthetic import check_replaceable, per_series_scaling, write_synthetic_set
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,14 @@ def distill_corpus(config: CorpusDistillConfig, group: ProcessGroup | None = Non
         if group.rank:  # then each process its own draws of experts, starts and real data
             state.generator.manual_seed(config.seed + 7919 * group.rank)
         state.gradient_reducer = group.mean_
+        state.resume_from(folder / CHECKPOINT, run_key)
+        # Every process checkpoints on its own: a kill while they saved can leave them at
+        # different iterations, which must not be resumed (their averages would mismatch).
+        resumed = group.gather(state.iteration)
+        if len(set(resumed)) > 1:
+            raise CheckpointError(f"the processes' checkpoints in {config.checkpoint_dir} "
+                                  f"stopped at different iterations ({resumed}); delete it to "
+                                  "start over")
         buffer = ExpertBuffer(real.trajectories, real.experts_s, cached=False, key="corpus")
         student = DLinearMatching(DLinearConfig(settings.context_length, settings.horizon,
                                                 config.channels))
@@ -275,8 +284,9 @@ def _load_real_side(folder: Path, run_key: str) -> _RealSide | None:
 
 def _fingerprint(config: CorpusDistillConfig, world: int) -> str:
     payload = {k: v for k, v in asdict(config).items()
-               if k not in ("out", "overwrite", "show_progress")}
-    return fingerprint({**payload, "world": world})
+               if k not in ("out", "overwrite", "show_progress", "settings")}
+    return fingerprint({**payload, "settings": result_settings(config.settings),
+                        "world": world})
 
 
 def _write(config: CorpusDistillConfig, values: np.ndarray, reports: list[dict],

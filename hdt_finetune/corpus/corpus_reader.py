@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hdt_finetune.checksums import sha256_of
+from hdt_finetune.checksums import sha256_of, sha256_of_tree
 from hdt_finetune.data.data_cache import hub_offline
 
 TIME_COLUMNS = ("date", "timestamp", "time", "datetime")
@@ -50,16 +50,15 @@ class CorpusReader:
         return {"kind": self.kind, "location": self.location, "files": len(self.files)}
 
     def checksum(self) -> str | None:
-        """One sha256 of every file of the corpus (None for a hub corpus, which we stream)."""
+        """One sha256 of every file of the corpus (None for a hub corpus, which we stream).
+        It reads the files' bytes once more, apart from the pass, which parses them."""
         if self.kind == "hub":
             return None
         root = Path(self.location)
         digest = hashlib.sha256()
         for path in self.files:
-            for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() \
-                    else [path]:
-                digest.update(file.relative_to(root).as_posix().encode() + b"\0")
-                digest.update(sha256_of(file).encode())
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update((sha256_of_tree(path) if path.is_dir() else sha256_of(path)).encode())
         return digest.hexdigest()
 
     def chunks(self, rank: int = 0, world: int = 1) -> Iterator[Chunk]:

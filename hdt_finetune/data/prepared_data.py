@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hdt_finetune.checksums import sha256_of, sha256_of_tree
+from hdt_finetune.checksums import sha256_of, sha256_of_tree, sha256_of_values
 from hdt_finetune.data.data_cache import ensure_dataset_file
 from hdt_finetune.data.dataset_registry import DATASETS, DatasetSpec
 from hdt_finetune.data.scaling import StandardScaler
@@ -73,6 +73,12 @@ class PreparedData:
     @property
     def n_channels(self) -> int:
         return len(self.columns)
+
+    def train_split_record(self) -> dict:
+        """What a record says when the real train split is the training data."""
+        return {"kind": "full", "dataset": self.name, "rows": list(self.borders.train),
+                "points": int(self.train.size),
+                "content_sha256": sha256_of_values(self.train, self.columns)}
 
 
 def prepare_data(dataset: str | DataSpec, context_length: int = 96) -> PreparedData:

@@ -220,12 +220,10 @@ class MatchingState:
 def run_matching(state: MatchingState, sampler: RealSampler, buffer: ExpertBuffer | None,
                  student: MatchingBackbone, checkpoint: Path | None, fingerprint: str,
                  desc: str, show_progress: bool) -> list[dict[str, float]]:
-    """Resume from `checkpoint` if it holds this run's state, then run the remaining
-    iterations with a progress bar of the loss terms, checkpointing every `checkpoint_every`
-    iterations and at the end; returns the loss terms of each iteration run here."""
+    """Run the remaining iterations (after `state.resume_from`, if the caller resumed) with a
+    progress bar of the loss terms, checkpointing every `checkpoint_every` iterations and at
+    the end; returns the loss terms of each iteration run here."""
     settings = state.settings
-    if checkpoint is not None:
-        state.resume_from(checkpoint, fingerprint)
     history: list[dict[str, float]] = []
     bar = tqdm(total=settings.iterations, initial=state.iteration, desc=desc,
                disable=not show_progress)

@@ -5,6 +5,7 @@ benchmarks/results/distill_quality/tuning_etth1.md). Set them with `key=value` o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -96,6 +97,14 @@ class DistillSettings:
             )
         if self.init not in ("real", "aligned", "harmonic", "noise"):
             raise ValueError(f"init must be real, aligned, harmonic or noise, got {self.init!r}")
+
+
+def result_settings(settings: DistillSettings) -> dict:
+    """The settings that shape a distillation's result (a checkpoint's fingerprint): all but
+    how often it checkpoints."""
+    payload = dataclasses.asdict(settings)
+    del payload["checkpoint_every"]
+    return payload
 
 
 def student_lr_start(settings: DistillSettings) -> float:

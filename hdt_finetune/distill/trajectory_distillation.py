@@ -16,7 +16,12 @@ from hdt_finetune.distill.matching_backbone import DLinearMatching
 from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_matching
 from hdt_finetune.distill.outcome import DistillOutcome, MethodInputs
 from hdt_finetune.distill.real_sampler import SeriesSampler
-from hdt_finetune.distill.settings import SWITCHES, DistillSettings, MethodSwitches
+from hdt_finetune.distill.settings import (
+    SWITCHES,
+    DistillSettings,
+    MethodSwitches,
+    result_settings,
+)
 from hdt_finetune.provenance import Stopwatch
 from hdt_finetune.run_identity import fingerprint
 
@@ -39,7 +44,9 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
                                             real.shape[1]))
     checkpoint = None if inputs.checkpoint_dir is None else inputs.checkpoint_dir / CHECKPOINT
     run_key = fingerprint({"method": method, "length": length, "seed": seed,
-                           "source": inputs.source_id, "settings": settings})
+                           "source": inputs.source_id, "settings": result_settings(settings)})
+    if checkpoint is not None:
+        state.resume_from(checkpoint, run_key)
     history = run_matching(state, sampler, buffer, student, checkpoint, run_key,
                            f"distill {method}", inputs.show_progress)
     values = state.series().detach().numpy().astype(np.float32)

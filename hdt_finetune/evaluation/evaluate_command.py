@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from hdt_finetune.atomic_files import atomic_write_json, check_writable
-from hdt_finetune.checksums import sha256_of_values
 from hdt_finetune.data.prepared_data import DataSpec, prepare_data
 from hdt_finetune.evaluation.harness import TrainingRecipe, evaluate_backbone
 from hdt_finetune.provenance import git_commit, machine, package_versions, peak_rss_mb
@@ -66,9 +65,7 @@ def run_evaluation(config: EvaluateConfig) -> dict[str, Any]:
         train_values, training = synthetic.values, {"kind": "synthetic",
                                                     **synthetic.describe()}
     else:
-        train_values, training = data.train, {
-            "kind": "full", "dataset": data.name, "rows": list(data.borders.train),
-            "content_sha256": sha256_of_values(data.train, data.columns)}
+        train_values, training = data.train, data.train_split_record()
     results = [
         evaluate_backbone(train_values, data, backbone, list(range(config.seeds)), recipe)
         for backbone in config.backbones

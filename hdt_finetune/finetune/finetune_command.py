@@ -43,6 +43,7 @@ def distilled_set(config: FinetuneConfig, data: PreparedData) -> Path:
     from hdt_finetune.data.data_cache import cache_root
     from hdt_finetune.distill.settings import DistillSettings
     from hdt_finetune.distillation import DistillConfig, run_distillation
+    from hdt_finetune.finetune.run_folder import held_lock
     from hdt_finetune.process_group import ProcessGroup
     from hdt_finetune.run_identity import fingerprint
     from hdt_finetune.synthetic import SyntheticSetError, read_synthetic_set
@@ -57,18 +58,21 @@ def distilled_set(config: FinetuneConfig, data: PreparedData) -> Path:
               / f"{data.name}-{wanted.method}-M{wanted.length}-seed{wanted.seed}-{key}")
     group = ProcessGroup.from_environment()
     if group.is_main:  # one process distils; the others wait, then read the set
-        try:
-            read_synthetic_set(folder)
-            log.info("reusing the distilled set %s", folder)
-        except SyntheticSetError as err:
-            if folder.exists():
-                log.warning("the cached set %s is unusable (%s); distilling it again", folder,
-                            err)
-            log.info("distilling %s with %s (M=%d, seed %d) into %s", data.name,
-                     wanted.method, wanted.length, wanted.seed, folder)
-            run_distillation(DistillConfig(data=data.spec, method=wanted.method, out=folder,
-                                           length=wanted.length, seed=wanted.seed,
-                                           overwrite=folder.exists(), settings=settings), data)
+        # Another fine-tune may be making the same set: wait for it, then reuse it.
+        with held_lock(folder.parent / f".{folder.name}.lock",
+                       f"the set {folder.name} is being distilled by {{holder}}", wait=True):
+            try:
+                read_synthetic_set(folder)
+                log.info("reusing the distilled set %s", folder)
+            except SyntheticSetError as err:
+                if folder.exists():
+                    log.warning("the cached set %s is unusable (%s); distilling it again",
+                                folder, err)
+                log.info("distilling %s with %s (M=%d, seed %d) into %s", data.name,
+                         wanted.method, wanted.length, wanted.seed, folder)
+                run_distillation(DistillConfig(
+                    data=data.spec, method=wanted.method, out=folder, length=wanted.length,
+                    seed=wanted.seed, overwrite=folder.exists(), settings=settings), data)
     group.barrier()
     return folder
 

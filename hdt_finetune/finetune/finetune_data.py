@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from hdt_finetune.checksums import sha256_of_values
 from hdt_finetune.data.prepared_data import PreparedData
 from hdt_finetune.data.windows import SlidingWindowDataset
 from hdt_finetune.finetune.train_data import TrainData
@@ -47,10 +46,7 @@ def training_windows(train_data: TrainData, data: PreparedData, context_length: 
                         "points": sum(v["points"] for v in parts.values()),
                         "content_sha256": {p: v["content_sha256"] for p, v in parts.items()}}
     if train_data.kind == "full":
-        values = data.train
-        source = {"kind": "full", "dataset": data.name, "rows": list(data.borders.train),
-                  "points": int(values.size),
-                  "content_sha256": sha256_of_values(values, data.columns)}
+        values, source = data.train, data.train_split_record()
     elif train_data.kind == "set":
         synthetic = read_synthetic_set(train_data.path)
         check_usable_with(synthetic, data)

@@ -20,7 +20,12 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from hdt_finetune.atomic_files import atomic_directory, atomic_write_json
+from hdt_finetune.atomic_files import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    fsync_path,
+)
 from hdt_finetune.data.prepared_data import PreparedData, prepare_data
 from hdt_finetune.finetune.cost_meter import CostMeter
 from hdt_finetune.finetune.finetune_config import FinetuneConfig
@@ -85,12 +90,8 @@ def run_finetune(config: FinetuneConfig, data: PreparedData | None = None) -> di
     data = data or prepare_data(config.dataset, config.context_length)
     windows = load_finetune_data(config.train_data, data, config.context_length,
                                  config.horizon, config.val_stride, config.test_stride)
-    # Every setting that shapes the result, the content of the training windows, and what
-    # the machine decides: the process count (the global batch) and the precision.
-    settings = {**config.result_settings(), "processes": str(accelerator.num_processes),
-                "precision": precision}
-    run_key = fingerprint({"settings": settings,
-                           "train_data": windows.source["content_sha256"]})
+    settings = run_settings(config, windows, data, accelerator.num_processes, precision)
+    run_key = fingerprint(settings)
     claim = (claimed_run_folder(config.out, run_key, settings, config.overwrite)
              if accelerator.is_main_process else nullcontext())
     with claim:
@@ -109,16 +110,19 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
                        config.lora_dropout)
     sampler = EpochShuffle(len(data.train), config.seed)
     # Its own generator: creating an iterator (as a resume does mid-epoch) must not draw from
-    # the global RNG, which dropout and forecast sampling use.
+    # the global RNG, which dropout and forecast sampling use. Full batches when every
+    # process can have one; else the processes share the short ones.
     loader = DataLoader(data.train, batch_size=config.batch_size, sampler=sampler,
-                        drop_last=len(data.train) >= config.batch_size,
+                        drop_last=len(data.train) >= config.batch_size * accelerator.num_processes,
                         generator=torch.Generator().manual_seed(config.seed))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=config.learning_rate, weight_decay=config.weight_decay)
+    # The schedule counts optimizer steps, so it is stepped here once per optimizer step, not
+    # prepared: Accelerate steps a prepared scheduler once per process at every step.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(config.warmup_steps, config.max_steps))
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader,
-                                                              scheduler)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    accelerator.register_for_checkpointing(scheduler)
     meter = CostMeter(
         n_parameters=sum(p.numel() for p in model.parameters()),
         n_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -142,11 +146,14 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
         accelerator.init_trackers("hdt_finetune", config=config.settings())
     bar = tqdm(total=config.max_steps, initial=position["step"], desc="fine-tune",
                disable=not accelerator.is_local_main_process)
-    stop = position["step"] >= config.max_steps
+    # A finished run (its last step, or early-stopped) resumed from its final checkpoint
+    # trains no further: it only tests and writes again.
+    stop = position["step"] >= config.max_steps or position["stale"] >= config.patience
     while not stop:
         loader.set_epoch(position["epoch"])
         batches = (skip_first_batches(loader, position["batches_in_epoch"])
                    if position["batches_in_epoch"] else loader)
+        steps_before = position["batches_seen"]
         for context, target in batches:
             train_mode(model)
             with accelerator.accumulate(model):
@@ -155,8 +162,9 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
-                scheduler.step()
                 optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                scheduler.step()
             position["batches_in_epoch"] += 1
             position["batches_seen"] += 1
             if not accelerator.sync_gradients:
@@ -185,10 +193,34 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
                 stop = True
                 break
         else:
+            if position["batches_seen"] == steps_before:
+                raise ValueError(f"the training set gives no batch: {len(data.train)} windows "
+                                 f"for batch_size {config.batch_size}; lower batch_size")
             position["epoch"] += 1
             position["batches_in_epoch"] = 0
     bar.close()
     return _finish(config, adapter, model, data, accelerator, meter, position, out)
+
+
+def run_settings(config: FinetuneConfig, windows: FinetuneData, data: PreparedData,
+                 processes: int, precision: str) -> dict[str, str]:
+    """What a run's result depends on, as its out= folder and checkpoints record it: the
+    config's result-shaping settings, the contents of the training windows and of the
+    validation/test data, the weights folder's contents, and what the machine decides (the
+    process count sets the global batch; `mixed_precision=auto` resolves to a precision)."""
+    from hdt_finetune.checksums import sha256_of_tree
+
+    settings = config.result_settings()
+    del settings["train_data"], settings["mixed_precision"]  # their contents/resolution below
+    if config.mode != "lora":
+        for key in ("lora_rank", "lora_alpha", "lora_dropout"):
+            del settings[key]
+    source = config.model.source
+    weights = (sha256_of_tree(Path(source)) if source and Path(source).is_dir() and
+               config.model.init == "pretrained" else "")
+    return {**settings, "train_data_sha256": json.dumps(windows.source["content_sha256"]),
+            "dataset_sha256": data.sha256, "weights_sha256": weights,
+            "processes": str(processes), "precision": precision}
 
 
 def _check_finite(value: float, what: str, step: int, config: FinetuneConfig) -> None:
@@ -196,7 +228,7 @@ def _check_finite(value: float, what: str, step: int, config: FinetuneConfig) ->
         raise FinetuneDivergedError(
             f"the fine-tune diverged at step {step}: the {what} is {value}. Lower "
             f"learning_rate (now {config.learning_rate:g}) or max_grad_norm, or check the "
-            "training data; the last checkpoint before it is kept")
+            "training data")
 
 
 def _early_stopping(position: dict, val_mse: float, patience: int) -> bool:
@@ -214,7 +246,9 @@ def _save_best(accelerator, model: torch.nn.Module, out: Path) -> None:
                  for k, v in accelerator.unwrap_model(model).state_dict().items()}
         tmp = out / ".best_model.safetensors.tmp"
         save_file(state, str(tmp))
+        fsync_path(tmp)
         tmp.replace(out / "best_model.safetensors")
+        fsync_path(out)
 
 
 def _checkpoint(accelerator, out: Path, position: dict, meter: CostMeter,
@@ -238,12 +272,18 @@ def _log(accelerator, path: Path, row: dict, trackers: list[str]) -> None:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop lines written after the checkpoint we resume from."""
+    """On resume, drop lines written after the checkpoint we resume from, and a last line
+    torn by a kill."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s: dropped an unreadable line (a kill while writing it)", path)
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 @torch.no_grad()

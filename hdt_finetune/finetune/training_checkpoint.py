@@ -79,7 +79,11 @@ def read_verified_state(folder: Path, fingerprint: str) -> dict[str, Any]:
     if state.get("fingerprint") != fingerprint:
         raise ForeignCheckpointError(f"{folder} belongs to another run (different model, data "
                                      "or settings); use another out= folder or delete it")
-    for name, expected in state.get("files", {}).items():
+    files = state.get("files")
+    if not isinstance(files, dict) or not files:
+        raise CheckpointError(f"{folder}/{STATE_FILE} lists no file checksums; it is not a "
+                              "checkpoint of ours. Delete the folder to start over")
+    for name, expected in files.items():
         path = folder / name
         if not path.is_file() or sha256_of(path) != expected:
             raise CheckpointError(f"{folder}/{name} is missing or damaged (checksum mismatch); "

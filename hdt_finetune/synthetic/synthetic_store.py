@@ -264,12 +264,16 @@ def _read_values(folder: Path, manifest: dict[str, Any]) -> np.ndarray:
     except (OSError, KeyError, pa.ArrowException) as err:
         raise SyntheticSetError(f"{folder}/{DATA} cannot be read ({type(err).__name__}: "
                                 f"{err}); make the set again") from None
-    lengths = {len(t) for t in targets}
+    lengths = {len(t) if isinstance(t, list) else -1 for t in targets}
     if len(targets) != len(manifest["channels"]) or lengths != {manifest["length"]}:
         raise SyntheticSetError(f"{folder}: the data holds {len(targets)} series of lengths "
                                 f"{sorted(lengths)}; the manifest says "
                                 f"{len(manifest['channels'])} of {manifest['length']}")
-    values = np.asarray(targets, dtype=np.float32).T.copy()
+    try:
+        values = np.asarray(targets, dtype=np.float32).T.copy()
+    except (TypeError, ValueError) as err:
+        raise SyntheticSetError(f"{folder}/{DATA}: the target column is not series of "
+                                f"numbers ({err})") from None
     if not np.isfinite(values).all():
         raise SyntheticSetError(f"{folder}: the data holds NaN or infinite values")
     return values
@@ -306,4 +310,9 @@ def source_spec(synthetic: SyntheticSet) -> DataSpec:
     if source["kind"] != "dataset" or "read" not in source:
         raise SyntheticSetError(f"{synthetic.folder} was made from a corpus, not one dataset; "
                                 "name the dataset to validate and test on (--dataset)")
-    return DataSpec.from_dict(source["read"])
+    try:
+        return DataSpec.from_dict(source["read"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise SyntheticSetError(f"{synthetic.folder}/{MANIFEST}: source.read does not say how "
+                                f"to load the source ({type(err).__name__}: {err}); give "
+                                "--dataset") from None

@@ -24,7 +24,8 @@ from hdt_finetune.finetune.run_folder import RunFolderError  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "patchtst_etth.py"
 ARGS = ["model.init=random", "model.size=tiny", "horizon=24", "max_steps=6", "eval_every=3",
-        "save_every=3", "val_stride=40", "test_stride=40", "train_data=distill:random:600"]
+        "save_every=3", "val_stride=40", "test_stride=40", "warmup_steps=2",
+        "train_data=distill:random:600"]
 
 
 def test_two_processes_train_together_and_match_one(tmp_path, shared_data_dir, monkeypatch):
@@ -42,7 +43,7 @@ def test_two_processes_train_together_and_match_one(tmp_path, shared_data_dir, m
     assert two["cost"]["processes"] == 2
     assert two["batches_per_process"] == [6, 6]  # both processes took part in every step
     assert two["cost"]["samples"] == 6 * 16
-    assert len(list((tmp_path / "cache" / "distilled").iterdir())) == 1
+    assert len(list((tmp_path / "cache" / "distilled").glob("ETTh1-*"))) == 1
 
     # The same global batch (16 windows a step) in one process, on the same cached set.
     assert main(["finetune", "--config", "patchtst/base_full_cpu", *ARGS, "batch_size=16",
@@ -50,6 +51,10 @@ def test_two_processes_train_together_and_match_one(tmp_path, shared_data_dir, m
     one = json.loads((tmp_path / "one" / "record.json").read_text())
     assert one["train_data"]["content_sha256"] == two["train_data"]["content_sha256"]
     assert two["test"]["mse"] == pytest.approx(one["test"]["mse"], rel=1e-3)
+    # One schedule step per optimizer step, whatever the process count.
+    rates = [[json.loads(line)["lr"] for line in (folder / "metrics.jsonl").read_text()
+              .splitlines()] for folder in (out, tmp_path / "one")]
+    assert rates[0] == pytest.approx(rates[1]) and len(set(rates[0])) == 6
     # The process count sets the global batch: one process does not resume a two-process run.
     set_folder = two["train_data"]["path"]
     with pytest.raises(RunFolderError, match="processes"):

@@ -94,3 +94,33 @@ def test_a_diverging_fine_tune_stops_with_advice_and_writes_no_nan(tmp_path, sha
     assert main(["finetune", *TINY, "learning_rate=inf", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "bad value for learning_rate: 'inf'" in err and "Traceback" not in err
+
+
+def test_an_early_stopped_run_rerun_trains_no_further(tmp_path, shared_data_dir):
+    out = tmp_path / "run"
+    args = ("max_steps=60", "eval_every=1", "save_every=1", "patience=1", "learning_rate=3e-2")
+    first = run_finetune(config(out, *args))
+    assert first["steps"] < 60  # it stopped early
+    lines = (out / "metrics.jsonl").read_text()
+    again = run_finetune(config(out, *args))
+    assert again["steps"] == first["steps"] and again["test"] == first["test"]
+    assert (out / "metrics.jsonl").read_text() == lines
+
+
+def test_overwrite_starts_afresh_and_takes_our_leftovers_with_it(tmp_path, shared_data_dir,
+                                                                   caplog):
+    out = tmp_path / "run"
+    run_finetune(config(out))
+    (out / ".best_model.safetensors.tmp").write_bytes(b"left by a kill")
+    (out / ".run.json.x1y2.tmp").write_text("{")
+    (out / "hdt_finetune").mkdir()  # a tracker's folder
+    with caplog.at_level("INFO"):
+        run_finetune(config(out))
+    assert "resumed from" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        run_finetune(config(out, "overwrite=true"))
+    assert "resumed from" not in caplog.text and "removed the previous run's files" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".lock", "best_model.safetensors", "checkpoints", "metrics.jsonl", "model",
+        "record.json", "run.json"]
