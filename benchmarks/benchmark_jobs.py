@@ -106,8 +106,9 @@ def distil_job(job: dict) -> str:
 
     torch.set_num_threads(1)
     settings = apply_overrides(DistillSettings(), job.get("settings", []))
+    out = Path(job["set"])  # an older or damaged set of ours is replaced
     run_distillation(DistillConfig(data=DataSpec(job["dataset"]), method=job["method"],
-                                   out=Path(job["set"]), length=job["length"], seed=0,
+                                   out=out, length=job["length"], seed=0, overwrite=out.exists(),
                                    settings=settings, show_progress=False))
     return f"distilled {job['set']}"
 
@@ -153,6 +154,18 @@ def evaluate_job(job: dict) -> str:
            f"{job['backbone']}: mse {result.mse_mean:.4f}"
 
 
+def set_is_current(folder: Path) -> bool:
+    """A set that reads and verifies with today's format. A missing, older or damaged one is
+    distilled (again): never reused by a benchmark."""
+    from hdt_finetune.synthetic import SyntheticSetError, read_synthetic_set
+
+    try:
+        read_synthetic_set(folder)
+    except SyntheticSetError:
+        return False
+    return True
+
+
 def plan(cells: Iterable[dict[str, Any]], backbones: list[str], seeds: int,
          record_path: Callable[[dict, str], Path]) -> tuple[list[dict], list[dict]]:
     """Split (dataset, method, length, set) cells into the distillations and evaluations
@@ -160,7 +173,7 @@ def plan(cells: Iterable[dict[str, Any]], backbones: list[str], seeds: int,
     distils, evals = [], []
     for cell in cells:
         missing = [b for b in backbones if not record_path(cell, b).exists()]
-        if missing and not Path(cell["set"]).exists():
+        if missing and not set_is_current(Path(cell["set"])):
             distils.append(cell)
         evals += [{**cell, "backbone": b, "seeds": seeds, "record": str(record_path(cell, b))}
                   for b in missing]

@@ -29,7 +29,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark_jobs import SMOKE_DISTILL, BenchmarkPaths, ReportArgs, command_line
+from benchmark_jobs import (
+    SMOKE_DISTILL,
+    BenchmarkPaths,
+    ReportArgs,
+    command_line,
+    set_is_current,
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ def corpus(scale: Scale, points: int, seed: int = 0) -> Path:
 def distil(scale: Scale, points: int, method: str, processes: int) -> Path:
     """Distil in fresh process(es); returns the set folder (reused if present)."""
     out = scale.paths.work / "corpus_sets" / f"{method}_points{points:.0e}_procs{processes}"
-    if out.exists():
+    if set_is_current(out):
         return out
     stale = out.parent / f".{out.name}.checkpoint"
     if stale.exists():  # a resumed run's time is not this size's cost: start over
@@ -82,7 +88,7 @@ def distil(scale: Scale, points: int, method: str, processes: int) -> Path:
         shutil.rmtree(stale)
     command = ["-m", "hdt_finetune.cli", "distill-corpus", "--corpus",
                str(corpus(scale, points)), "--method", method, "--out", str(out),
-               *scale.distill_args]
+               *scale.distill_args, *(["--overwrite"] if out.exists() else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if processes == 1:
         launch = [sys.executable]

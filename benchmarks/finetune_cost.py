@@ -39,6 +39,7 @@ from benchmark_jobs import (
     command_line,
     distil_job,
     run_in_workers,
+    set_is_current,
 )
 from finetune_cost_arms import RULE, SET_ARMS, SET_LENGTH, SMOKE_RULE, TRAINED_ARMS, SelectionRule
 
@@ -188,7 +189,7 @@ def run(args: RunArgs) -> None:
         distils = [{"dataset": dataset, "method": method, "length": SET_LENGTH,
                     "set": str(set_folder(paths, dataset, arm)), "settings": settings}
                    for arm, method in SET_ARMS.items()
-                   if not set_folder(paths, dataset, arm).exists()]
+                   if not set_is_current(set_folder(paths, dataset, arm))]
         run_in_workers(distil_job, distils, 1)
         weights = resolve_weights(dataset, size, args.weights, paths)
         print(f"{dataset}: weights {weights}", flush=True)

@@ -41,3 +41,22 @@ def test_a_benchmark_runs_at_its_smoke_size(tmp_path, shared_data_dir, program, 
     if report.endswith(".md"):
         records = list((smoke / Path(report).parent / "records").glob("*.json"))
         assert records and all(json.loads(p.read_text()).get("git") for p in records)
+
+
+def test_an_older_or_damaged_set_is_distilled_again_not_reused(tmp_path):
+    sys.path.insert(0, str(BENCHMARKS))
+    from benchmark_jobs import set_is_current
+
+    from hdt_finetune.synthetic import per_series_scaling, write_synthetic_set
+    from tests.conftest import sine_frame
+
+    values = sine_frame(rows=50).drop(columns="date").to_numpy()
+    folder = write_synthetic_set(tmp_path / "set", values, ["a", "b", "c"], "h",
+                                 sine_frame().date[0], {
+                                     "method": "random", "settings": {}, "seed": 0,
+                                     "source": {"kind": "corpus"},
+                                     "scaling": per_series_scaling(values), "cost": {},
+                                     "method_info": {}})
+    assert set_is_current(folder) and not set_is_current(tmp_path / "absent")
+    (folder / "manifest.json").write_text(json.dumps({"format_version": 1}))
+    assert not set_is_current(folder)
