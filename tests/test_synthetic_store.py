@@ -169,19 +169,26 @@ def test_a_stripped_or_unreadable_manifest_is_refused(tmp_path):
         read_synthetic_set(tmp_path / "empty")
 
 
-def test_a_set_holding_nan_is_refused_even_with_matching_checksums(tmp_path):
+def forge_targets(folder, targets: list) -> None:
+    """Replace the set's data with `targets` and update its file checksum to match, as a
+    consistent forgery would."""
     import datasets
 
-    folder = write(tmp_path / "set")
-    bad = values()
-    bad[5, 0] = np.nan
-    datasets.Dataset.from_dict({"item_id": CHANNELS, "target": [bad[:, c] for c in range(3)]}
-                               ).save_to_disk(str(tmp_path / "forged"))
+    forged = folder.parent / "forged"
+    datasets.Dataset.from_dict({"item_id": CHANNELS, "target": targets}
+                               ).save_to_disk(str(forged))
     arrow = folder / "data" / "data-00000-of-00001.arrow"
-    arrow.write_bytes((tmp_path / "forged" / "data-00000-of-00001.arrow").read_bytes())
+    arrow.write_bytes((forged / "data-00000-of-00001.arrow").read_bytes())
     files = json.loads((folder / "manifest.json").read_text())["files"]
     files["data/data-00000-of-00001.arrow"] = sha256_of(arrow)
     rewrite_manifest(folder, files=files)
+
+
+def test_a_set_holding_nan_is_refused_even_with_matching_checksums(tmp_path):
+    folder = write(tmp_path / "set")
+    bad = values()
+    bad[5, 0] = np.nan
+    forge_targets(folder, [bad[:, c] for c in range(3)])
     with pytest.raises(SyntheticSetError, match="NaN or infinite"):
         read_synthetic_set(folder)
 
@@ -200,19 +207,11 @@ def test_a_dataset_scaled_set_needs_its_source_checksum(tmp_path, shared_data_di
 
 
 def test_a_malformed_source_or_target_column_is_one_line(tmp_path, shared_data_dir):
-    import datasets
-
     from hdt_finetune.synthetic import source_spec
 
     folder = write(tmp_path / "set", source={"kind": "dataset", "read": "ETTh1"})
     with pytest.raises(SyntheticSetError, match="source.read does not say how to load"):
         source_spec(read_synthetic_set(folder))
-    datasets.Dataset.from_dict({"item_id": CHANNELS, "target": [["x"] * 50] * 3}
-                               ).save_to_disk(str(tmp_path / "forged"))
-    arrow = folder / "data" / "data-00000-of-00001.arrow"
-    arrow.write_bytes((tmp_path / "forged" / "data-00000-of-00001.arrow").read_bytes())
-    files = json.loads((folder / "manifest.json").read_text())["files"]
-    files["data/data-00000-of-00001.arrow"] = sha256_of(arrow)
-    rewrite_manifest(folder, files=files)
+    forge_targets(folder, [["x"] * 50] * 3)
     with pytest.raises(SyntheticSetError, match="the target column is not series of numbers"):
         read_synthetic_set(folder)
