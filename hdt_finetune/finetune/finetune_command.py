@@ -22,6 +22,7 @@ from hdt_finetune.recipe_configs import load_config_file
 
 log = logging.getLogger(__name__)
 
+
 def build_config(config_name: str | None, overrides: Iterable[str]) -> FinetuneConfig:
     defaults = load_config_file(config_name) if config_name else {}
     return FinetuneConfig.from_overrides(overrides, defaults)

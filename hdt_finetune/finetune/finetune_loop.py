@@ -153,7 +153,7 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
         loader.set_epoch(position["epoch"])
         batches = (skip_first_batches(loader, position["batches_in_epoch"])
                    if position["batches_in_epoch"] else loader)
-        steps_before = position["batches_seen"]
+        batches_before = position["batches_seen"]
         for context, target in batches:
             train_mode(model)
             with accelerator.accumulate(model):
@@ -193,7 +193,7 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
                 stop = True
                 break
         else:
-            if position["batches_seen"] == steps_before:
+            if position["batches_seen"] == batches_before:
                 raise ValueError(f"the training set gives no batch: {len(data.train)} windows "
                                  f"for batch_size {config.batch_size}; lower batch_size")
             position["epoch"] += 1
