@@ -8,6 +8,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import torch
+
 from hdt_finetune.data.data_cache import cache_root
 from hdt_finetune.data.prepared_data import DataSpec, PreparedData, prepare_data
 from hdt_finetune.distill.settings import DistillSettings
@@ -73,7 +75,8 @@ def run_distillation(config: DistillConfig, data: PreparedData | None = None) ->
         "method_info": outcome.info,
         # A cached expert buffer still cost what it cost to build: count it.
         "cost": {"wall_s": wall_s + (buffer["wall_s"] if buffer and buffer["cached"] else 0.0),
-                 "run_wall_s": wall_s, "peak_rss_mb": peak_rss_mb()},
+                 "run_wall_s": wall_s, "peak_rss_mb": peak_rss_mb(),
+                 "threads": torch.get_num_threads()},
     }
     out = write_synthetic_set(config.out, outcome.values, data.columns, data.freq,
                               data.train_start, manifest, overwrite=config.overwrite)

@@ -22,6 +22,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ("finetune_cost.py", "finetune_cost/report.md"),
     ("corpus_scaling.py", "corpus_scaling/report.md"),
     ("finetune_throughput.py", "finetune_throughput.json"),
+    ("distill_speed.py", "distill_speed/report.md"),
 ])
 def test_a_benchmark_runs_at_its_smoke_size(tmp_path, shared_data_dir, program, report):
     if program == "finetune_cost.py":

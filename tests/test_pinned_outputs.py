@@ -1,7 +1,10 @@
 """Pins the exact outputs of the pipeline: the sha256 of a small set made by every method
 (ETTh1, M = 192, 20 iterations, 2 experts), of a tiny corpus distillation and of a 3-step
-fine-tune's weights. A refactor must keep them bit for bit; a change that alters one on
-purpose updates the digest here and says why in its commit."""
+fine-tune's weights, at one thread (conftest.py; a set's bits depend on the thread count).
+A refactor must keep them bit for bit; a change that alters one on purpose updates the
+digest here and says why in its commit. The trajectory methods' digests changed with
+DLinear's closed-form fast path (the same algorithm, other float rounding; quality checked
+in benchmarks/results/distill_speed/report.md)."""
 
 from __future__ import annotations
 
@@ -21,13 +24,13 @@ from hdt_finetune.typed_overrides import apply_overrides
 SET_DIGESTS = {
     "random": "cb0c2eb17fad9324a6a316b78fda90cb5076678fa81410b37b7820e321297979",
     "base": "34918b10f63bbe52b3157147f5a73d835a293a54b45b1a00b30f33d70e004d3d",
-    "mtt": "9379ffb4169f0ad081578db34dae29f478458806182883c67ffa7fb05d2e13ff",
-    "condtsf": "41aeae3f14d5d7426235b4fe8d9ff38c15613535ef5d024869c8285c349e7aa3",
-    "hdt": "974eeb28bb8861e81621e8571c5e15d8a65ba108de55fd176178ce6f641d5241",
-    "hdt_freq": "f811fa65803b3353b9485073d169f5fc9c20d867d3c28fd064bd65b15f950ec5",
+    "mtt": "887762bbf198e86bf6990e9755ae5506a45a76bd0879ba96c3c74e8de27e1320",
+    "condtsf": "49640e8c4af87627751280d8e3e86ec009483a9ddbfb26cbc218b2701343794d",
+    "hdt": "f023b99076356219c9bf6cdd67d20e200eab768cb2b22f1bcbffd89e36c86d86",
+    "hdt_freq": "88fac2f2dd101e53b32e33acd11285cbf58fcfd42971623a71aef2e8366af3c1",
     "hdt_harm": "38f09346e118a0be16ee54aa6903fe85e3f76cc344fc144313c41b81ae048443",
 }
-CORPUS_DIGEST = "50a08a93d0bddfcd4acc8c478082778d54f9fbddcbf21409abe791fb1aa4bb91"
+CORPUS_DIGEST = "6c90bbf1d30a6e0c8bda5105845c56edce8f0f73ecccbf3b786e4e57d3f761df"
 FINETUNE_DIGEST = "48ed5a7ae9598d73cd307464b622c39dfba26cfdfb27d156d397f4841f5d9d97"
 
 

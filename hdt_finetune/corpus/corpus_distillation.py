@@ -314,7 +314,7 @@ def _write(config: CorpusDistillConfig, values: np.ndarray, reports: list[dict],
         "scaling": per_series_scaling(values),
         "method_info": {"student_lr": student_lr, "loss_curve": history},
         "cost": {
-            "wall_s": wall, "processes": world,
+            "wall_s": wall, "processes": world, "threads": torch.get_num_threads(),
             "peak_rss_mb": max(r["peak_rss_mb"] or 0 for r in reports),
             "per_process": [{k: r[k] for k in ("rank", "pass_s", "experts_s", "loop_s",
                                                 "iterations", "wall_s", "peak_rss_mb",

@@ -155,29 +155,26 @@ def sgd_trajectories(
     initialisation (`build_model` runs after torch is seeded from it) and its batches (a
     fresh permutation every epoch). Passing one generator object for every expert chains
     them; a generator of its own per expert makes each expert independent of the others, so
-    processes can train different experts."""
-    n = x_all.shape[0]
-    runs = []
-    bar = tqdm(total=len(generators) * settings.snapshots, desc="expert snapshots",
-               disable=not show_progress, leave=False)
+    processes can train different experts. The draws are made first, expert after expert
+    (the order of training them one at a time); the experts then train side by side."""
+    n, steps = x_all.shape[0], settings.snapshots * settings.snapshot_steps
+    starts, schedules = [], []
     for generator in generators:
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         model = build_model()
-        flat = model.initial_vector()
-        snapshots = [flat.clone()]
+        starts.append(model.initial_vector())
         batches = _epoch_batches(n, settings.batch_size, generator)
-        for _snapshot in range(settings.snapshots):
-            for _step in range(settings.snapshot_steps):
-                index = next(batches)
-                flat = flat.detach().requires_grad_(True)
-                loss = torch.nn.functional.mse_loss(model(flat, x_all[index]), y_all[index])
-                (grad,) = torch.autograd.grad(loss, flat)
-                flat = flat.detach() - settings.learning_rate * grad
-            snapshots.append(flat.detach().clone())
-            bar.update()
-        runs.append(torch.stack(snapshots))
+        schedules.append([next(batches) for _ in range(steps)])
+    # Every expert's epochs have the same length, so step t's batches have one size.
+    batches = [torch.stack(step) for step in zip(*schedules, strict=True)]
+    bar = tqdm(total=settings.snapshots, desc="expert snapshots", disable=not show_progress,
+               leave=False)
+    # `model` is the last expert built: any of them trains all (its own weights are unused).
+    trajectories = model.sgd_snapshots(torch.stack(starts), x_all, y_all, batches,
+                                       settings.learning_rate, settings.snapshot_steps,
+                                       on_snapshot=bar.update)
     bar.close()
-    return torch.stack(runs)
+    return trajectories
 
 
 def _epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:

@@ -148,12 +148,8 @@ class MatchingState:
         # diverges, the matching loss spikes by orders of magnitude and its gradient inflates
         # the synthetic data (what made MTT's ETTm2 sets worse than Random).
         lr = torch.clamp(self.log_lr.exp(), max=student.max_student_lr(x.detach()))
-        flat = start.clone().requires_grad_(True)
-        for _ in range(s.student_steps):
-            index = torch.randperm(x.shape[0], generator=self.generator)[: s.student_batch]
-            student_loss = torch.nn.functional.mse_loss(student(flat, x[index]), y[index])
-            (grad,) = torch.autograd.grad(student_loss, flat, create_graph=True)
-            flat = flat - lr * grad
+        flat = student.unrolled_sgd(start, x, y, lr, s.student_steps, s.student_batch,
+                                    self.generator)
         return (flat - target).pow(2).sum() / (start - target).pow(2).sum()
 
     @torch.no_grad()

@@ -1,0 +1,63 @@
+"""Analytic FLOPs of a trajectory-matching distillation with DLinear, as the reference
+algorithm does them: the experts' SGD and the student's steps through autograd (the generic
+path of `matching_backbone.py`), counted the way torch's FlopCounterMode counts (matmuls,
+2 FLOPs per multiply-add). The moving average, FFTs and elementwise work are left out: at
+these sizes they are well under 1% of the matmuls. DLinear's fast path does fewer FLOPs;
+this count is the yardstick (a floor for the reference algorithm on a given machine).
+
+One "map" is a linear layer over r rows (window x channel): 2 r L H FLOPs. A DLinear forward
+is two maps. An expert step is the forward and the weight gradient: 4 maps. A student step
+is the forward, the weight gradient (create_graph) and, in the matching loss' backward, the
+gradients of both of those in their two inputs each: 12 maps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hdt_finetune.distill.settings import SWITCHES, DistillSettings
+
+EXPERT_MAPS_PER_STEP = 4
+STUDENT_MAPS_PER_STEP = 12
+
+
+@dataclass(frozen=True)
+class DistillFlops:
+    experts: float
+    matching: float
+
+    @property
+    def total(self) -> float:
+        return self.experts + self.matching
+
+
+def expert_rows(n_windows: int, batch_size: int, steps: int) -> int:
+    """Windows seen by `steps` SGD steps over epochs of `n_windows` (each epoch's last batch
+    holds the rest), as `expert_buffer._epoch_batches` draws them."""
+    per_epoch = math.ceil(n_windows / batch_size)
+    epochs, rest = divmod(steps, per_epoch)
+    return epochs * n_windows + rest * batch_size  # rest < per_epoch: all full batches
+
+
+def reference_flops(method: str, settings: DistillSettings, length: int, n_channels: int,
+                    train_rows: int) -> DistillFlops:
+    """FLOPs of distilling `length` rows of `n_channels` from a train split of `train_rows`."""
+    switches = SWITCHES[method]
+    L, H, C = settings.context_length, settings.horizon, n_channels
+    experts = 0.0
+    if switches.trajectory_matching or switches.value_term:
+        e = settings.experts
+        rows = expert_rows(train_rows - L - H + 1, e.batch_size,
+                           e.snapshots * e.snapshot_steps) * C
+        experts = e.n_experts * EXPERT_MAPS_PER_STEP * 2.0 * rows * L * H
+    windows = length - L - H + 1
+    matching = 0.0
+    if switches.trajectory_matching:
+        rows = min(settings.student_batch, windows) * C
+        per_iteration = settings.student_steps * STUDENT_MAPS_PER_STEP * 2.0 * rows * L * H
+        per_iteration += 2.0 * windows * C * L * L  # the stable-step bound's second moment
+        matching += settings.iterations * per_iteration
+    if switches.value_term:  # an expert's forecast of every window
+        matching += settings.iterations // settings.value_every * 2 * 2.0 * windows * C * L * H
+    return DistillFlops(experts=experts, matching=matching)

@@ -1,0 +1,74 @@
+"""The analytic FLOP count against torch's FlopCounterMode on the reference algorithm."""
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from hdt_finetune.backbones import DLinearConfig
+from hdt_finetune.distill.distill_flops import expert_rows, reference_flops
+from hdt_finetune.distill.expert_buffer import ExpertSettings, sgd_trajectories
+from hdt_finetune.distill.flat_params import windows_of
+from hdt_finetune.distill.matching_backbone import (
+    DLinearMatching,
+    MatchingBackbone,
+    stable_student_lr,
+)
+from hdt_finetune.distill.settings import DistillSettings
+
+L, H, C = 24, 12, 3
+
+
+class Reference(DLinearMatching):
+    """DLinear trained by the generic autograd path: the algorithm the count describes."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.fast = False
+
+
+def counted(function) -> int:
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops()
+
+
+def test_expert_rows_follow_the_epoch_batches():
+    assert expert_rows(10, 4, 3) == 10  # 4 + 4 + 2
+    assert expert_rows(10, 4, 5) == 18  # one epoch, then 4 + 4
+    assert expert_rows(8, 4, 4) == 16
+
+
+def test_counted_flops_of_one_reference_iteration_and_of_the_experts():
+    settings = DistillSettings(context_length=L, horizon=H, iterations=1, student_steps=4,
+                               student_batch=16,
+                               experts=ExpertSettings(n_experts=2, snapshots=8,
+                                                      snapshot_steps=5, batch_size=16))
+    student = Reference(DLinearConfig(L, H, C))
+    length, train_rows = 100, 300
+    expected = reference_flops("mtt", settings, length, C, train_rows)
+
+    series = torch.randn(length, C, requires_grad=True)
+    lr = torch.tensor(0.1, requires_grad=True)
+
+    def iteration():
+        x, y = windows_of(series, L, H)
+        stable_student_lr(x.detach(), H)
+        start = student.initial_vector()
+        flat = MatchingBackbone.unrolled_sgd(student, start, x, y, lr, 4, 16,
+                                             torch.Generator().manual_seed(0))
+        (flat - start).pow(2).sum().backward()
+
+    assert counted(iteration) == expected.matching
+
+    x, y = windows_of(torch.randn(train_rows, C), L, H)
+    assert counted(lambda: sgd_trajectories(
+        x, y, lambda: Reference(DLinearConfig(L, H, C)), settings.experts,
+        [torch.Generator().manual_seed(0)] * 2, show_progress=False)) == expected.experts
+    assert reference_flops("hdt_harm", settings, length, C, train_rows).total == 0
+
+
+def test_the_issue_figures_at_todays_defaults():
+    """ETTh1 (8640 train rows, 7 channels), M = 384: about 2.4 TFLOP of matching and
+    0.4 of experts, as the distillation-speed issue worked out."""
+    flops = reference_flops("hdt", DistillSettings(), 384, 7, 8640)
+    assert 2.3e12 < flops.matching < 2.5e12
+    assert 0.38e12 < flops.experts < 0.44e12
