@@ -132,6 +132,13 @@ def report(paths: BenchmarkPaths) -> None:
                   f"{'met' if hdt['wall_s'] <= TARGET_HDT_ETTH1_S else 'missed'}.",
                   f"- Every trajectory method within {TARGET_FLOOR_RATIO:.0f}x of floor_s: "
                   f"{'met' if within else 'missed'}."]
+    threads = sorted((r for r in records if r["method"] == "hdt" and r["dataset"] == "ETTh1"),
+                     key=lambda r: (r["label"].startswith("after"), r["threads"]))
+    lines += ["", "## Thread count (HDT on ETTh1)", "", "| code | threads | wall s | experts s "
+              "| matmul GFLOP/s |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['label'].split('_')[0]} ({r['git']['sha'][:7]}) | {r['threads']} | "
+              f"{r['wall_s']:.1f} | {r['experts_wall_s']:.1f} | {r['matmul_gflops']:.0f} |"
+              for r in threads]
     quality = load_records(folder / "quality")
     if quality:
         rows, verdicts = quality_table(quality)
