@@ -1,9 +1,9 @@
 """Analytic FLOPs of a trajectory-matching distillation with DLinear, as the reference
 algorithm does them: the experts' SGD and the student's steps through autograd (the generic
 path of `matching_backbone.py`), counted the way torch's FlopCounterMode counts (matmuls,
-2 FLOPs per multiply-add). The moving average, FFTs and elementwise work are left out: at
-these sizes they are well under 1% of the matmuls. DLinear's fast path does fewer FLOPs;
-this count is the yardstick (a floor for the reference algorithm on a given machine).
+2 FLOPs per multiply-add). The moving average (about 3% of the matmuls' FLOPs), FFTs and
+elementwise work are left out. This count is the yardstick (a floor for the reference
+algorithm on a given machine); `fast_path_flops` counts what DLinear's closed form does.
 
 One "map" is a linear layer over r rows (window x channel): 2 r L H FLOPs. A DLinear forward
 is two maps. An expert step is the forward and the weight gradient: 4 maps. A student step
@@ -59,5 +59,40 @@ def reference_flops(method: str, settings: DistillSettings, length: int, n_chann
         per_iteration += 2.0 * windows * C * L * L  # the stable-step bound's second moment
         matching += settings.iterations * per_iteration
     if switches.value_term:  # an expert's forecast of every window
+        matching += settings.iterations // settings.value_every * 2 * 2.0 * windows * C * L * H
+    return DistillFlops(experts=experts, matching=matching)
+
+
+def fast_path_flops(method: str, settings: DistillSettings, length: int, n_channels: int,
+                    train_rows: int) -> DistillFlops:
+    """FLOPs of the same distillation through `DLinearMatching`'s closed form, counted the
+    same way. Features are rows of F = 2L (+1 for the bias column of the sufficient
+    statistics); the trend is one [L, L] matmul per row."""
+    switches = SWITCHES[method]
+    L, H, C = settings.context_length, settings.horizon, n_channels
+    F, K = 2 * L, settings.student_steps
+    experts = 0.0
+    if switches.trajectory_matching or switches.value_term:
+        e = settings.experts
+        windows = train_rows - L - H + 1
+        rows = expert_rows(windows, e.batch_size, e.snapshots * e.snapshot_steps) * C
+        # Forward and weight gradient, all experts batched; the split's trend features once.
+        experts = e.n_experts * 2 * 2.0 * rows * F * H + 2.0 * windows * C * L * L
+    windows = length - L - H + 1
+    r = windows * C
+    matching = 0.0
+    if switches.trajectory_matching:
+        batch = min(settings.student_batch, windows)
+        # Trend features and their backward, and the stable-step bound.
+        per_iteration = 3 * 2.0 * r * L * L
+        if batch >= windows:  # sufficient statistics: Gram and cross products, then the steps
+            per_iteration += 3 * 2.0 * r * (F + 1) ** 2 + 3 * 2.0 * r * H * (F + 1)
+            # The first step's weights need no gradient; later ones do, as does the Gram.
+            per_iteration += (3 * K - 1) * 2.0 * H * (F + 1) ** 2
+        else:  # per step: forward and gradient, each backward in both operands but the first
+            rb = batch * C
+            per_iteration += (6 * K - 1) * 2.0 * rb * F * H
+        matching = settings.iterations * per_iteration
+    if switches.value_term:
         matching += settings.iterations // settings.value_every * 2 * 2.0 * windows * C * L * H
     return DistillFlops(experts=experts, matching=matching)

@@ -33,7 +33,8 @@ from hdt_finetune.run_identity import fingerprint
 
 log = logging.getLogger(__name__)
 
-BUFFER_FORMAT = 2  # 2: snapshots every snapshot_steps SGD steps (1: every epoch)
+BUFFER_FORMAT = 3  # 3: DLinear's closed-form SGD (2: autograd; snapshots every
+# snapshot_steps SGD steps since 2, every epoch in 1)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class DLinearMatching(MatchingBackbone):
 
     LAYOUT = ["trend_linear.weight", "trend_linear.bias", "seasonal_linear.weight",
               "seasonal_linear.bias"]
+    feature_bytes = 512 * 2**20  # the experts' precomputed features may take this much
 
     def __init__(self, config: DLinearConfig) -> None:
         super().__init__(DLinear(config))
@@ -85,9 +86,9 @@ class DLinearMatching(MatchingBackbone):
         return stable_student_lr(x, self.horizon)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """[n, L, C] -> [n, C, 2L]: each window and channel's (trend, seasonal) row."""
-        rows = x.transpose(1, 2)
-        trend = rows @ self.trend_matrix
+        """[..., L, C] -> [..., C, 2L]: each window and channel's (trend, seasonal) row."""
+        rows = x.transpose(-1, -2)
+        trend = rows @ self.trend_matrix.to(rows)
         return torch.cat([trend, rows - trend], dim=-1)
 
     def split(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,9 +124,9 @@ class DLinearMatching(MatchingBackbone):
         # Every step sees all windows (only their order differs): the gradient needs only
         # the sufficient statistics of [Z, 1], and a step is one [H, 2L+1] x [2L+1, 2L+1]
         # matmul. The bias column counts twice: both biases take the same step.
-        rows = torch.cat([z.flatten(0, 1), torch.ones(z.shape[0] * z.shape[1], 1)], dim=1)
+        rows = torch.cat([z.flatten(0, 1), z.new_ones(z.shape[0] * z.shape[1], 1)], dim=1)
         goal = target.flatten(0, 1)
-        column = torch.ones(rows.shape[1])
+        column = z.new_ones(rows.shape[1])
         column[-1] = 2.0
         scale = (2 / goal.numel()) * column
         gram, cross = (rows.T @ rows) * scale, (goal.T @ rows) * scale
@@ -146,15 +147,20 @@ class DLinearMatching(MatchingBackbone):
                                      on_snapshot)
 
     def _batched_sgd(self, starts, x, y, batches, learning_rate, snapshot_steps, on_snapshot):
-        z, target = self.features(x), y.transpose(1, 2)
         weight, b_trend, b_seasonal = self.split(starts)  # [E, H, 2L], [E, H], [E, H]
         snapshots = [starts.clone()]
+        # The whole split's features once when they fit the budget (ETT: under 200 MB), else
+        # per batch: for many channels (electricity, traffic) they would take gigabytes.
+        fits = x.shape[0] * x.shape[2] * 2 * self.context * x.element_size()
+        z = self.features(x) if fits <= self.feature_bytes else None
+        target = y.transpose(1, 2)
         for t, index in enumerate(batches):  # index [E, b]: every expert's batch of step t
-            rows, goal = z[index].flatten(1, 2), target[index].flatten(1, 2)
+            rows = (self.features(x[index]) if z is None else z[index]).flatten(1, 2)
+            goal = target[index].flatten(1, 2)
             residual = torch.baddbmm((b_trend + b_seasonal).unsqueeze(1), rows,
                                      weight.transpose(1, 2)).sub_(goal)
             scale = learning_rate * 2 / goal[0].numel()
-            weight.baddbmm_(residual.transpose(1, 2), rows, alpha=-scale)
+            weight = torch.baddbmm(weight, residual.transpose(1, 2), rows, alpha=-scale)
             step = residual.sum(1).mul_(scale)
             b_trend, b_seasonal = b_trend - step, b_seasonal - step
             if (t + 1) % snapshot_steps == 0:

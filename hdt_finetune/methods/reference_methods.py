@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from hdt_finetune.distill.real_sampler import SeriesSampler
 
 
 def random_subset(train: np.ndarray, length: int, seed: int) -> np.ndarray:
-    """For each channel independently, a random contiguous subsequence of `length` rows."""
-    n_rows, n_channels = train.shape
+    """For each channel independently, a random contiguous subsequence of `length` rows,
+    drawn as the trajectory methods draw their initial series (`init=real`) with the same
+    seed: Random is where MTT, CondTSF and HDT start, so comparing them is paired."""
+    n_rows, _ = train.shape
     if not 1 <= length <= n_rows:
         raise ValueError(f"length must be in [1, {n_rows}] (the train split's rows), got {length}")
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n_rows - length + 1, size=n_channels)
-    return np.stack([train[s : s + length, c] for c, s in enumerate(starts)], axis=1)
+    generator = torch.Generator().manual_seed(seed)
+    return SeriesSampler(torch.as_tensor(train)).subsequences(length, generator).numpy()
 
 
 def full_data(train: np.ndarray, length: int, seed: int) -> np.ndarray:

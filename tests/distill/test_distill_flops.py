@@ -1,10 +1,12 @@
-"""The analytic FLOP count against torch's FlopCounterMode on the reference algorithm."""
+"""The analytic FLOP counts against torch's FlopCounterMode, for the reference algorithm and
+for DLinear's fast path."""
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hdt_finetune.backbones import DLinearConfig
-from hdt_finetune.distill.distill_flops import expert_rows, reference_flops
+from hdt_finetune.distill.distill_flops import expert_rows, fast_path_flops, reference_flops
 from hdt_finetune.distill.expert_buffer import ExpertSettings, sgd_trajectories
 from hdt_finetune.distill.flat_params import windows_of
 from hdt_finetune.distill.matching_backbone import (
@@ -72,3 +74,31 @@ def test_the_issue_figures_at_todays_defaults():
     flops = reference_flops("hdt", DistillSettings(), 384, 7, 8640)
     assert 2.3e12 < flops.matching < 2.5e12
     assert 0.38e12 < flops.experts < 0.44e12
+    fast = fast_path_flops("hdt", DistillSettings(), 384, 7, 8640)
+    assert fast.total < 0.35 * flops.total  # the closed form's sufficient statistics
+
+
+@pytest.mark.parametrize("batch", [64, 16], ids=["every-window", "minibatch"])
+def test_counted_flops_of_the_fast_path(batch):
+    settings = DistillSettings(context_length=L, horizon=H, iterations=1, student_steps=4,
+                               student_batch=batch,
+                               experts=ExpertSettings(n_experts=2, snapshots=8,
+                                                      snapshot_steps=5, batch_size=16))
+    student = DLinearMatching(DLinearConfig(L, H, C))
+    length, train_rows = 100, 300  # 65 synthetic windows: the first batch covers them all
+    expected = fast_path_flops("mtt", settings, length, C, train_rows)
+    series = torch.randn(length, C, requires_grad=True)
+    lr = torch.tensor(0.1, requires_grad=True)
+
+    def iteration():
+        x, y = windows_of(series, L, H)
+        stable_student_lr(x.detach(), H)
+        start = student.initial_vector()
+        flat = student.unrolled_sgd(start, x, y, lr, 4, batch, torch.Generator().manual_seed(0))
+        (flat - start).pow(2).sum().backward()
+
+    assert counted(iteration) == expected.matching
+    x, y = windows_of(torch.randn(train_rows, C), L, H)
+    assert counted(lambda: sgd_trajectories(
+        x, y, lambda: DLinearMatching(DLinearConfig(L, H, C)), settings.experts,
+        [torch.Generator().manual_seed(0)] * 2, show_progress=False)) == expected.experts

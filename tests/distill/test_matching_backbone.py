@@ -60,6 +60,21 @@ def test_batched_experts_match_one_expert_at_a_time():
     torch.testing.assert_close(runs[1], runs[0], rtol=1e-4, atol=1e-6)
 
 
+def test_experts_features_per_batch_equal_the_precomputed_ones():
+    """A split whose features exceed the memory budget computes them batch by batch."""
+    series = torch.randn(300, C, generator=torch.Generator().manual_seed(0))
+    x, y = windows_of(series, L, H)
+    settings = ExpertSettings(n_experts=2, snapshots=2, snapshot_steps=5, batch_size=16)
+
+    class Tight(DLinearMatching):
+        feature_bytes = 0
+
+    runs = [sgd_trajectories(x, y, lambda cls=cls: cls(DLinearConfig(L, H, C)), settings,
+                             [torch.Generator().manual_seed(3)] * 2, show_progress=False)
+            for cls in (DLinearMatching, Tight)]
+    torch.testing.assert_close(runs[1], runs[0], rtol=1e-5, atol=1e-7)
+
+
 def test_per_channel_dlinear_takes_the_generic_path():
     assert DLinearMatching(DLinearConfig(L, H, C)).fast
     assert not DLinearMatching(DLinearConfig(L, H, C, individual=True)).fast

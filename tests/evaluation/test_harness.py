@@ -50,6 +50,19 @@ def test_random_subset_is_real_data_of_the_asked_length():
         random_subset(train, 101, seed=0)
 
 
+def test_random_is_where_the_trajectory_methods_start():
+    import torch
+
+    from hdt_finetune.distill.real_sampler import SeriesSampler, initial_series
+
+    train = np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32)
+    for seed in (0, 7):
+        start = initial_series(SeriesSampler(torch.as_tensor(train)), 120, "real",
+                               torch.Generator().manual_seed(seed), top_k=8)
+        np.testing.assert_array_equal(random_subset(train, 120, seed), start.numpy())
+    assert not np.array_equal(random_subset(train, 120, 0), random_subset(train, 120, 7))
+
+
 def test_bad_recipe_values_are_named():
     with pytest.raises(ValueError, match="max_steps must be >= 1"):
         TrainingRecipe(max_steps=0)
