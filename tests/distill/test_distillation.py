@@ -10,6 +10,7 @@ import torch
 
 from hdt_finetune.backbones import DLinear, DLinearConfig
 from hdt_finetune.distill.expert_buffer import (
+    ExpertBuffer,
     ExpertSettings,
     load_or_train_experts,
     sgd_trajectories,
@@ -58,17 +59,18 @@ def test_every_method_makes_a_finite_series_of_the_asked_length(tmp_path, method
 
 @pytest.mark.parametrize("method", ["hdt", "mtt"])
 def test_the_matching_loss_falls(tmp_path, method):
-    # One start epoch, so every iteration measures the same kind of distance.
-    settings = dataclasses.replace(TINY, iterations=60, data_lr=0.05, max_start_snapshot=1,
-                                   init="noise")
+    # One start epoch, so every iteration measures the same kind of distance. Each method at
+    # its own default step size (data_lr for the time domain, spectrum_lr for HDT's).
+    settings = dataclasses.replace(TINY, iterations=60, max_start_snapshot=1, init="noise")
     curve = METHODS[method](inputs(tmp_path, settings)).info["loss_curve"]
     grad = [row["grad"] for row in curve]
     assert np.mean(grad[-10:]) < 0.8 * np.mean(grad[:10])
 
 
 def test_distilling_a_planted_corpus_recovers_its_spectrum(tmp_path):
-    # From noise, the harmonic loss alone must grow exactly the planted harmonics.
-    settings = dataclasses.replace(TINY, iterations=150, data_lr=0.2, init="noise")
+    # From noise, the harmonic loss alone must grow exactly the planted harmonics (hdt_harm
+    # steps in the frequency domain: spectrum_lr, at its default).
+    settings = dataclasses.replace(TINY, iterations=150, init="noise")
     values = METHODS["hdt_harm"](inputs(tmp_path, settings)).values
     spectrum = to_spectrum(torch.as_tensor(values))
     found = top_k_mask(spectrum, 2)
@@ -282,3 +284,28 @@ def test_a_damaged_expert_cache_is_rebuilt_with_a_warning(tmp_path, caplog, dama
     assert "is damaged" in caplog.text and "rebuilding it" in caplog.text
     assert not again.cached and torch.equal(again.trajectories, first.trajectories)
     assert load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False).cached
+
+
+def test_condtsf_value_term_pulls_targets_toward_the_experts_forecast(tmp_path):
+    """Every covered row moves a fraction value_beta of the way to the mean of the expert's
+    forecasts of it; rows no window forecasts (the first context) stay."""
+    settings = dataclasses.replace(TINY, value_beta=0.25)
+    sampler = SeriesSampler(torch.as_tensor(planted_corpus()))
+    state = MatchingState.start(SWITCHES["condtsf"], sampler, 96, 0, settings)
+    student = DLinearMatching(DLinearConfig(24, 12, 2))
+    expert = student.initial_vector() * 3
+    buffer = ExpertBuffer(torch.stack([expert, expert])[None].expand(2, 2, -1), 0.0, False, "k")
+    before = state.param.detach().clone()
+    x, _ = windows_of(before, 24, 12)
+    forecast = student(expert, x).detach()  # [n, 12, 2]
+    mean = torch.zeros_like(before)
+    count = torch.zeros(96, 1)
+    for i in range(x.shape[0]):
+        mean[24 + i : 36 + i] += forecast[i]
+        count[24 + i : 36 + i] += 1
+    mean[24:] /= count[24:]
+    state._value_term(buffer, student)
+    after = state.param.detach()
+    torch.testing.assert_close(after[:24], before[:24], rtol=0, atol=0)
+    torch.testing.assert_close(after[24:] - mean[24:], 0.75 * (before[24:] - mean[24:]))
+    assert (after[24:] - mean[24:]).abs().sum() < (before[24:] - mean[24:]).abs().sum()
