@@ -20,7 +20,9 @@ class CostMeter:
 
     Wall time: `wall_s` is the whole fine-tune, validation for early stopping included;
     `eval_s` is the validation part, so `train_s` = wall_s - eval_s is the time spent in
-    training steps, the counterpart of the FLOPs. The final test evaluation is in neither.
+    training steps, the counterpart of the FLOPs. The final test evaluation is in neither, nor
+    are the test-subset probes of a learning curve (`probe_s`): they measure the run, they are
+    not part of its method.
     """
 
     n_parameters: int
@@ -32,6 +34,8 @@ class CostMeter:
     optimizer_steps: int = 0
     wall_s_before_resume: float = 0.0
     eval_s: float = 0.0
+    probe_s: float = 0.0
+    probe_s_at_resume: float = 0.0  # the part of probe_s already out of wall_s_before_resume
     clock: Stopwatch = field(default_factory=Stopwatch)
 
     def step(self) -> None:
@@ -39,6 +43,14 @@ class CostMeter:
 
     def add_eval(self, seconds: float) -> None:
         self.eval_s += seconds
+
+    def add_probe(self, seconds: float) -> None:
+        self.probe_s += seconds
+
+    def elapsed(self) -> float:
+        """The fine-tune's wall time so far, probes left out."""
+        return (self.wall_s_before_resume + self.clock.seconds()
+                - (self.probe_s - self.probe_s_at_resume))
 
     @property
     def samples(self) -> int:
@@ -56,10 +68,11 @@ class CostMeter:
     def to_dict(self) -> dict:
         cuda = (torch.cuda.max_memory_allocated() / 2**20
                 if torch.cuda.is_available() else None)
-        wall_s = self.wall_s_before_resume + self.clock.seconds()
+        wall_s = self.elapsed()
         return {
             "wall_s": wall_s,
             "eval_s": self.eval_s,
+            "probe_s": self.probe_s,
             "train_s": wall_s - self.eval_s,
             "optimizer_steps": self.optimizer_steps,
             "samples": self.samples,
@@ -76,11 +89,12 @@ class CostMeter:
     def state(self) -> dict:
         """What a checkpoint keeps so a resumed run's totals include the time before the kill."""
         return {"optimizer_steps": self.optimizer_steps, "eval_s": self.eval_s,
-                "wall_s": self.wall_s_before_resume + self.clock.seconds()}
+                "probe_s": self.probe_s, "wall_s": self.elapsed()}
 
     def restore(self, state: dict) -> None:
         self.optimizer_steps = int(state["optimizer_steps"])
-        self.wall_s_before_resume = float(state["wall_s"])
+        self.wall_s_before_resume = float(state["wall_s"])  # probes already left out
         self.eval_s = float(state["eval_s"])
+        self.probe_s = self.probe_s_at_resume = float(state.get("probe_s", 0.0))
         self.clock = Stopwatch()
 

@@ -15,10 +15,15 @@ from hdt_finetune.typed_overrides import apply_overrides, require_finite
 
 Mode = Literal["full", "head", "freeze_ffn", "lora"]
 Precision = Literal["auto", "no", "bf16", "fp16"]
+EvalSchedule = Literal["every", "log"]
+# The log schedule: the starting weights (step 0), then doubling steps from the first to the
+# last of these, then every eval_every steps. Short fine-tunes (small sets) and long ones
+# (full data) are then validated at the same steps.
+LOG_SCHEDULE = (10, 320)
 # Settings that do not change what the run trains: a checkpoint made under other values of
 # these is still this run's (everything else is in the checkpoint fingerprint).
 NOT_IN_FINGERPRINT = ("out", "overwrite", "trackers", "save_every", "test_stride",
-                      "num_samples")
+                      "num_samples", "curve_test_stride")
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,13 @@ class FinetuneConfig:
     mixed_precision: Precision = "auto"  # auto: bf16 on a GPU that has it, else fp32
     # evaluation, early stopping, checkpoints
     eval_every: int = 50
+    # every: validate every eval_every steps; log: at the starting weights (step 0, which
+    # early stopping can then keep), at 10, 20, 40, ..., 320 (LOG_SCHEDULE), then every
+    # eval_every steps. Both also at max_steps.
+    eval_schedule: EvalSchedule = "every"
+    # n > 0: at every validation also the test MSE on every n-th test window, for learning
+    # curves and time to accuracy only (never for a choice); its time is not in the cost
+    curve_test_stride: int = 0
     patience: int = 3
     save_every: int = 50
     num_samples: int = 100  # forecast samples for CRPS (probabilistic models)
@@ -63,6 +75,9 @@ class FinetuneConfig:
                      "save_every", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.curve_test_stride < 0:
+            raise ValueError(f"curve_test_stride must be >= 0 (0: off), got "
+                             f"{self.curve_test_stride}")
         if self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0 (0: evaluate only), got {self.max_steps}")
         require_finite(self, "learning_rate", "max_grad_norm", "weight_decay", "lora_dropout")
@@ -71,10 +86,22 @@ class FinetuneConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or not 0 <= self.lora_dropout < 1:
             raise ValueError("warmup_steps and weight_decay must be >= 0, lora_dropout in [0, 1)")
-        for name, kind in (("mode", Mode), ("mixed_precision", Precision)):
+        for name, kind in (("mode", Mode), ("mixed_precision", Precision),
+                           ("eval_schedule", EvalSchedule)):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(f"{name} must be one of {get_args(kind)}, "
                                  f"got {getattr(self, name)!r}")
+
+    def validates_at(self, step: int) -> bool:
+        """Whether the run validates after `step` optimizer steps (0: the starting weights)."""
+        if step == 0:
+            return self.eval_schedule == "log"
+        if step == self.max_steps:
+            return True
+        first, last = LOG_SCHEDULE
+        if self.eval_schedule == "log" and step <= last:
+            return step % first == 0 and (step // first) & (step // first - 1) == 0
+        return step % self.eval_every == 0
 
     @classmethod
     def from_overrides(cls, overrides: Iterable[str], defaults: dict[str, Any] | None = None

@@ -140,10 +140,14 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
         meter.restore(state["meter"])
         log.info("resumed from %s at step %d", resume, position["step"])
     metrics_path = out / "metrics.jsonl"
-    if accelerator.is_main_process:
-        _truncate_metrics(metrics_path, position["step"])
+    if accelerator.is_main_process:  # a fresh start drops the lines of a killed first try
+        _truncate_metrics(metrics_path, position["step"] if found is not None else -1)
     if trackers:
         accelerator.init_trackers("hdt_finetune", config=config.settings())
+    if found is None and config.validates_at(0):  # the starting weights are a candidate
+        row = {"step": 0, "wall_s": meter.elapsed()}
+        _validate(row, adapter, model, data, config, accelerator, meter, position, out)
+        _log(accelerator, metrics_path, row, trackers)
     bar = tqdm(total=config.max_steps, initial=position["step"], desc="fine-tune",
                disable=not accelerator.is_local_main_process)
     # A finished run (its last step, or early-stopped) resumed from its final checkpoint
@@ -176,14 +180,9 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
                 loss.detach().float()).mean().item(), "lr": scheduler.get_last_lr()[0],
                 "wall_s": meter.state()["wall_s"]}
             _check_finite(row["train_loss"], "training loss", position["step"], config)
-            if position["step"] % config.eval_every == 0 or position["step"] == config.max_steps:
-                clock = Stopwatch()
-                row["val_mse"] = _errors(adapter, model, data.val, config, accelerator)["mse"]
-                _check_finite(row["val_mse"], "validation MSE", position["step"], config)
-                meter.add_eval(clock.seconds())
-                stop = _early_stopping(position, row["val_mse"], config.patience)
-                if position["stale"] == 0:
-                    _save_best(accelerator, model, out)
+            if config.validates_at(position["step"]):
+                stop = _validate(row, adapter, model, data, config, accelerator, meter,
+                                 position, out)
             bar.set_postfix(loss=f"{row['train_loss']:.4f}")
             _log(accelerator, metrics_path, row, trackers)
             done = stop or position["step"] >= config.max_steps
@@ -200,6 +199,27 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
             position["batches_in_epoch"] = 0
     bar.close()
     return _finish(config, adapter, model, data, accelerator, meter, position, out)
+
+
+def _validate(row: dict, adapter: ForecastAdapter, model, data: FinetuneData,
+              config: FinetuneConfig, accelerator, meter: CostMeter, position: dict,
+              out: Path) -> bool:
+    """Validate (and probe the test subset, if asked) into `row`; keep the best weights.
+    Returns whether early stopping ends the run."""
+    clock = Stopwatch()
+    row["val_mse"] = _errors(adapter, model, data.val, config, accelerator)["mse"]
+    _check_finite(row["val_mse"], "validation MSE", position["step"], config)
+    meter.add_eval(clock.seconds())
+    if config.curve_test_stride:
+        clock = Stopwatch()
+        x, y = data.test
+        subset = (x[:: config.curve_test_stride], y[:: config.curve_test_stride])
+        row["test_mse_probe"] = _errors(adapter, model, subset, config, accelerator)["mse"]
+        meter.add_probe(clock.seconds())
+    stop = _early_stopping(position, row["val_mse"], config.patience)
+    if position["stale"] == 0:
+        _save_best(accelerator, model, out)
+    return stop
 
 
 def run_settings(config: FinetuneConfig, windows: FinetuneData, data: PreparedData,

@@ -252,3 +252,36 @@ def test_patchtst_weights_that_do_not_fit_are_refused(tmp_path, damage, message)
         save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ModelUnavailableError, match=message):
         patchtst(str(folder))
+
+
+def test_the_log_schedule_validates_the_same_steps_for_every_length():
+    log = [s for s in range(1001)
+           if FinetuneConfig(eval_schedule="log", eval_every=200, max_steps=1000).validates_at(s)]
+    assert log == [0, 10, 20, 40, 80, 160, 320, 400, 600, 800, 1000]
+    short = [s for s in range(144)
+             if FinetuneConfig(eval_schedule="log", eval_every=200, max_steps=143).validates_at(s)]
+    assert short == [0, 10, 20, 40, 80, 143]
+    every = [s for s in range(101) if FinetuneConfig(eval_every=50, max_steps=100).validates_at(s)]
+    assert every == [50, 100]
+    with pytest.raises(ValueError, match="eval_schedule must be one of"):
+        FinetuneConfig(eval_schedule="sometimes")
+
+
+def test_the_starting_weights_are_validated_and_can_be_kept(tmp_path, periodic_csv):
+    """Step 0 is validated; a learning rate that only makes the model worse leaves the
+    starting weights the best, and they are what is tested. Test probes at every validation
+    point are recorded and kept out of the fine-tune's cost."""
+    base = [f"dataset={periodic_csv}", "val_stride=5", "test_stride=5", "eval_schedule=log",
+            "curve_test_stride=3", "save_every=100"]
+    zero_shot = run_finetune(config(tmp_path, "max_steps=0", *base, name="zero"))
+    record = run_finetune(config(tmp_path, "max_steps=40", "learning_rate=5", "patience=2",
+                                 "max_grad_norm=1000", *base))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+            .splitlines()]
+    validated = [r for r in rows if "val_mse" in r]
+    assert [r["step"] for r in validated] == [0, 10, 20]  # stale twice after step 0: stopped
+    assert all("test_mse_probe" in r for r in validated)
+    assert record["best_val_mse"] == validated[0]["val_mse"]
+    assert record["test"]["mse"] == pytest.approx(zero_shot["test"]["mse"], rel=1e-6)
+    assert record["cost"]["probe_s"] > 0
+    assert record["cost"]["wall_s"] >= record["cost"]["eval_s"]
