@@ -9,11 +9,7 @@ from hdt_finetune.backbones import DLinearConfig
 from hdt_finetune.distill.distill_flops import expert_rows, fast_path_flops, reference_flops
 from hdt_finetune.distill.expert_buffer import ExpertSettings, sgd_trajectories
 from hdt_finetune.distill.flat_params import windows_of
-from hdt_finetune.distill.matching_backbone import (
-    DLinearMatching,
-    MatchingBackbone,
-    stable_student_lr,
-)
+from hdt_finetune.distill.matching_backbone import DLinearMatching, stable_student_lr
 from hdt_finetune.distill.settings import DistillSettings
 
 L, H, C = 24, 12, 3
@@ -39,33 +35,42 @@ def test_expert_rows_follow_the_epoch_batches():
     assert expert_rows(8, 4, 4) == 16
 
 
-def test_counted_flops_of_one_reference_iteration_and_of_the_experts():
-    settings = DistillSettings(context_length=L, horizon=H, iterations=1, student_steps=4,
-                               student_batch=16,
-                               experts=ExpertSettings(n_experts=2, snapshots=8,
-                                                      snapshot_steps=5, batch_size=16))
-    student = Reference(DLinearConfig(L, H, C))
-    length, train_rows = 100, 300
-    expected = reference_flops("mtt", settings, length, C, train_rows)
+LENGTH, TRAIN_ROWS = 100, 300  # 65 synthetic windows
 
-    series = torch.randn(length, C, requires_grad=True)
+
+def settings_with(batch: int) -> DistillSettings:
+    return DistillSettings(context_length=L, horizon=H, iterations=1, student_steps=4,
+                           student_batch=batch,
+                           experts=ExpertSettings(n_experts=2, snapshots=8, snapshot_steps=5,
+                                                  batch_size=16))
+
+
+def counted_distillation(model: type[DLinearMatching], batch: int) -> tuple[int, int]:
+    """FlopCounterMode's count of one matching iteration (the stable-step bound, the
+    student's steps through `model`'s path and the matching loss' backward) and of the
+    experts' SGD."""
+    student = model(DLinearConfig(L, H, C))
+    series = torch.randn(LENGTH, C, requires_grad=True)
     lr = torch.tensor(0.1, requires_grad=True)
 
     def iteration():
         x, y = windows_of(series, L, H)
         stable_student_lr(x.detach(), H)
         start = student.initial_vector()
-        flat = MatchingBackbone.unrolled_sgd(student, start, x, y, lr, 4, 16,
-                                             torch.Generator().manual_seed(0))
+        flat = student.unrolled_sgd(start, x, y, lr, 4, batch, torch.Generator().manual_seed(0))
         (flat - start).pow(2).sum().backward()
 
-    assert counted(iteration) == expected.matching
+    x, y = windows_of(torch.randn(TRAIN_ROWS, C), L, H)
+    experts = counted(lambda: sgd_trajectories(
+        x, y, lambda: model(DLinearConfig(L, H, C)), settings_with(batch).experts,
+        [torch.Generator().manual_seed(0)] * 2, show_progress=False))
+    return counted(iteration), experts
 
-    x, y = windows_of(torch.randn(train_rows, C), L, H)
-    assert counted(lambda: sgd_trajectories(
-        x, y, lambda: Reference(DLinearConfig(L, H, C)), settings.experts,
-        [torch.Generator().manual_seed(0)] * 2, show_progress=False)) == expected.experts
-    assert reference_flops("hdt_harm", settings, length, C, train_rows).total == 0
+
+def test_counted_flops_of_one_reference_iteration_and_of_the_experts():
+    expected = reference_flops("mtt", settings_with(16), LENGTH, C, TRAIN_ROWS)
+    assert counted_distillation(Reference, 16) == (expected.matching, expected.experts)
+    assert reference_flops("hdt_harm", settings_with(16), LENGTH, C, TRAIN_ROWS).total == 0
 
 
 def test_the_issue_figures_at_todays_defaults():
@@ -80,25 +85,5 @@ def test_the_issue_figures_at_todays_defaults():
 
 @pytest.mark.parametrize("batch", [64, 16], ids=["every-window", "minibatch"])
 def test_counted_flops_of_the_fast_path(batch):
-    settings = DistillSettings(context_length=L, horizon=H, iterations=1, student_steps=4,
-                               student_batch=batch,
-                               experts=ExpertSettings(n_experts=2, snapshots=8,
-                                                      snapshot_steps=5, batch_size=16))
-    student = DLinearMatching(DLinearConfig(L, H, C))
-    length, train_rows = 100, 300  # 65 synthetic windows: the first batch covers them all
-    expected = fast_path_flops("mtt", settings, length, C, train_rows)
-    series = torch.randn(length, C, requires_grad=True)
-    lr = torch.tensor(0.1, requires_grad=True)
-
-    def iteration():
-        x, y = windows_of(series, L, H)
-        stable_student_lr(x.detach(), H)
-        start = student.initial_vector()
-        flat = student.unrolled_sgd(start, x, y, lr, 4, batch, torch.Generator().manual_seed(0))
-        (flat - start).pow(2).sum().backward()
-
-    assert counted(iteration) == expected.matching
-    x, y = windows_of(torch.randn(train_rows, C), L, H)
-    assert counted(lambda: sgd_trajectories(
-        x, y, lambda: DLinearMatching(DLinearConfig(L, H, C)), settings.experts,
-        [torch.Generator().manual_seed(0)] * 2, show_progress=False)) == expected.experts
+    expected = fast_path_flops("mtt", settings_with(batch), LENGTH, C, TRAIN_ROWS)
+    assert counted_distillation(DLinearMatching, batch) == (expected.matching, expected.experts)
