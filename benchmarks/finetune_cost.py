@@ -15,7 +15,7 @@ subset of the same size (M = 384 rows per channel). Every arm gets the same sele
 lowest validation MSE wins, and seeds 1.. rerun with it. Steps are chosen by early stopping
 on the validation split; the test split is evaluated once per run, on every window.
 Weights: Salesforce's published ones when the hub answers, else a stand-in Moirai pretrained
-here on a corpus without the evaluated dataset (built once, cached).
+here on a corpus without the evaluated dataset's family (built once, cached).
 
 One JSON record per run in results/finetune_cost/records/; the report, the plots and
 results/finetune_cost_summary.json are generated from them (benchmarks/finetune_cost_report.py).

@@ -1,6 +1,7 @@
 """The offline stand-in for published Moirai weights: a Moirai pretrained by our own loop on
-a corpus that leaves out the dataset it will be evaluated on, cached as a folder that
-`load_moirai` (and `model.source=`) reads like a downloaded one."""
+a corpus that leaves out the dataset it will be evaluated on and that dataset's family
+(`family_of`), cached as a folder that `load_moirai` (and `model.source=`) reads like a
+downloaded one."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from hdt_finetune.atomic_files import atomic_directory
 from hdt_finetune.data.data_cache import cache_root
+from hdt_finetune.data.dataset_registry import family_of
 from hdt_finetune.finetune.finetune_config import FinetuneConfig
 from hdt_finetune.finetune.finetune_loop import run_finetune
 from hdt_finetune.finetune.pretraining_corpus import GENERATED
@@ -24,18 +26,22 @@ STANDIN_FILE = "standin.json"
 
 
 def standin_corpus(eval_dataset: str) -> list[str]:
-    """Every reference dataset but the evaluated one, plus generated series."""
-    return [d for d in CORPUS_DATASETS if d != eval_dataset] + [GENERATED]
+    """Every reference dataset outside the evaluated one's family, plus generated series."""
+    family = family_of(eval_dataset)
+    return [d for d in CORPUS_DATASETS if family_of(d) != family] + [GENERATED]
 
 
 def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = None) -> Path:
     """Pretrain (once) and return the stand-in folder for `eval_dataset`.
 
     `base` supplies the model family, size, window shape and optimisation settings; its data
-    fields are replaced: the corpus for training, the corpus' first dataset for validation.
+    fields are replaced: the corpus (train splits only) for training, and the validation
+    split of the corpus' first dataset, held back from pretraining and outside the evaluated
+    dataset's family, for choosing the checkpoint.
     """
     corpus = standin_corpus(eval_dataset)
-    name = (f"{base.model.family}-{base.model.size}-without-{eval_dataset}-"
+    family = family_of(eval_dataset)
+    name = (f"{base.model.family}-{base.model.size}-without-{family.replace(' ', '_')}-"
             f"{base.context_length}x{base.horizon}-steps{base.max_steps}-"
             f"lr{base.learning_rate:g}-seed{base.seed}")
     folder = (cache or cache_root() / "standin") / name
@@ -51,7 +57,8 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
         shutil.copytree(run / "model", tmp, dirs_exist_ok=True)
         (tmp / STANDIN_FILE).write_text(json.dumps({
             "what": f"{base.model.family}-{base.model.size} pretrained by hdt_finetune on a "
-                    f"corpus without {eval_dataset}",
+                    f"corpus without {eval_dataset}'s family ({family})",
+            "excluded_family": family,
             "corpus": record["train_data"], "steps": record["steps"],
             "validation": {"dataset": corpus[0], "mse": record["best_val_mse"]},
             "cost": record["cost"],

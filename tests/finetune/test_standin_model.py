@@ -14,9 +14,12 @@ from hdt_finetune.finetune.moirai.moirai_weights import load_moirai  # noqa: E40
 from hdt_finetune.finetune.standin_model import build_standin, standin_corpus  # noqa: E402
 
 
-def test_corpus_leaves_out_the_evaluated_dataset():
-    assert standin_corpus("ETTh1") == ["ETTh2", "ETTm1", "ETTm2", "exchange_rate", "generated"]
-    assert "ETTm2" not in standin_corpus("ETTm2")
+def test_corpus_leaves_out_the_evaluated_datasets_family():
+    # ETTh1 is the hourly subsample of ETTm1: a stand-in for either has seen neither.
+    assert standin_corpus("ETTh1") == ["ETTh2", "ETTm2", "exchange_rate", "generated"]
+    assert standin_corpus("ETTm1") == standin_corpus("ETTh1")
+    assert standin_corpus("ETTm2") == ["ETTh1", "ETTm1", "exchange_rate", "generated"]
+    assert standin_corpus("exchange_rate") == ["ETTh1", "ETTh2", "ETTm1", "ETTm2", "generated"]
 
 
 def test_standin_is_built_once_and_loads_as_a_folder(tmp_path, shared_data_dir):
@@ -26,7 +29,8 @@ def test_standin_is_built_once_and_loads_as_a_folder(tmp_path, shared_data_dir):
         f"out={tmp_path / 'unused'}"])
     folder = build_standin("ETTh1", base, cache=tmp_path / "standin")
     info = json.loads((folder / "standin.json").read_text())
-    assert "ETTh1" not in info["corpus"]["parts"] and "generated" in info["corpus"]["parts"]
+    assert not {"ETTh1", "ETTm1"} & set(info["corpus"]["parts"])
+    assert "generated" in info["corpus"]["parts"] and info["excluded_family"] == "ETT transformer 1"
     assert info["steps"] == 2
     loaded = load_moirai(str(folder))
     assert loaded.weights == str(folder.resolve()) and loaded.size == "tiny"
