@@ -12,8 +12,12 @@ For each (dataset, model) the arms (ARMS, in finetune_cost_arms.py, which the re
 too) are: zero-shot, full-data fine-tune, HDT-distilled, CondTSF-distilled and a Random
 subset of the same size (M = 384 rows per channel). Every arm gets the same selection rule
 (RULE, beside them): each learning rate of the grid is tried with seed 0, the one with the
-lowest validation MSE wins, and seeds 1.. rerun with it. Steps are chosen by early stopping
-on the validation split; the test split is evaluated once per run, on every window.
+lowest validation MSE wins, and seeds 1.. rerun with it. Every arm validates at the same
+optimizer steps (the starting weights, 10, 20, ..., 320, then every 200) on the same subset,
+with the same patience and step cap, so the number of steps is chosen by one rule; the test
+subset probed at each validation feeds the curves and time to accuracy only, and the
+selected model is tested once, on every window. Records made under the older rule (which
+validated by epochs) say so in their "rule" field and must be rerun, not mixed in.
 Weights: Salesforce's published ones when the hub answers, else a stand-in Moirai pretrained
 here on a corpus without the evaluated dataset's family (built once, cached).
 
@@ -132,10 +136,6 @@ def finetune_job(job: dict) -> str:
 def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size: str,
             weights: str, arm: str, lr: float | None, seed: int) -> dict:
     """The job of one run under the selection rule; `lr` None for the zero-shot arms."""
-    from hdt_finetune.data import prepare_data
-    from hdt_finetune.finetune.finetune_data import training_windows
-    from hdt_finetune.finetune.train_data import TrainData
-
     model = f"moirai-{model_size}"
     common = {"model.family": "moirai", "model.size": model_size, "dataset": dataset,
               "batch_size": rule.batch_size, "val_stride": rule.val_stride,
@@ -149,10 +149,7 @@ def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size
         config = {**common, "max_steps": 0, "train_data": "full"}
     else:
         train_data = "full" if arm == "full" else str(set_folder(paths, dataset, arm))
-        (windows, _), _ = training_windows(TrainData.parse(train_data), prepare_data(dataset),
-                                           96, 96)
-        config = {**common, **rule.schedule(len(windows)), "train_data": train_data,
-                  "learning_rate": lr}
+        config = {**common, **rule.schedule(), "train_data": train_data, "learning_rate": lr}
     record = record_path(paths, dataset, model, arm, lr, seed)
     return {"dataset": dataset, "method": arm, "arm": arm, "learning_rate": lr, "seed": seed,
             "config": config, "out": str(paths.work / "finetune_cost" / record.stem),

@@ -337,15 +337,20 @@ def _curve_plot(results: Path, dataset: str, model: str, arms: dict[str, Arm]) -
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for name in trained:
         run = next((r for r in arms[name].runs if r["seed"] == 0), arms[name].runs[0])
-        steps = [row["step"] for row in run["curve"]]
-        losses = [row["train_loss"] for row in run["curve"]]
+        trained_rows = [row for row in run["curve"] if "train_loss" in row]  # not step 0
+        steps = [row["step"] for row in trained_rows]
+        losses = [row["train_loss"] for row in trained_rows]
         window = max(1, len(losses) // 50)  # a running mean: single batches are noisy
         smooth = [statistics.fmean(losses[max(0, i - window + 1): i + 1])
                   for i in range(len(losses))]
         left.plot(steps, smooth, label=LABELS[name])
-        val = [(row["step"], row["val_mse"]) for row in run["curve"] if "val_mse" in row]
+        val = [(row["step"], row["val_mse"]) for row in run["curve"]
+               if "val_mse" in row and row["step"] > 0]
         if val:
-            right.plot(*zip(*val, strict=True), marker=".", label=LABELS[name])
+            line, = right.plot(*zip(*val, strict=True), marker=".", label=LABELS[name])
+            start = [row["val_mse"] for row in run["curve"] if row["step"] == 0]
+            if start:  # the starting weights: step 0 has no place on a log axis
+                right.axhline(start[0], linestyle=":", linewidth=0.8, color=line.get_color())
     for axis, label in ((left, "training loss (NLL, running mean)"),
                         (right, "validation MSE")):
         _log_x(axis)

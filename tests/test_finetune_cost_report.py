@@ -16,11 +16,14 @@ import finetune_cost_report  # noqa: E402
 from benchmark_jobs import BenchmarkPaths  # noqa: E402
 
 
-def test_the_rule_scales_validation_with_the_epoch_and_caps_steps():
-    rule = finetune_cost_arms.SelectionRule()
-    assert rule.schedule(1351) == {"eval_every": 11, "max_steps": 840, "save_every": 11}
-    assert rule.schedule(59143) == {"eval_every": 200, "max_steps": 2000, "save_every": 200}
-    assert rule.schedule(100)["eval_every"] == 10
+def test_one_rule_for_every_arm_in_steps_not_epochs():
+    from hdt_finetune.finetune.finetune_config import FinetuneConfig
+
+    schedule = finetune_cost_arms.SelectionRule().schedule()
+    assert schedule["max_steps"] == 2000 and schedule["curve_test_stride"] == 8
+    config = FinetuneConfig.from_overrides([f"{k}={v}" for k, v in schedule.items()])
+    steps = [s for s in range(2001) if config.validates_at(s)]
+    assert steps[:9] == [0, 10, 20, 40, 80, 160, 320, 400, 600] and steps[-1] == 2000
 
 
 def fake(arm, lr, seed, val, mse, train_s, flops, distill_s=None):
