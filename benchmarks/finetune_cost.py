@@ -154,16 +154,28 @@ def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size
     return {"dataset": dataset, "method": arm, "arm": arm, "learning_rate": lr, "seed": seed,
             "config": config, "out": str(paths.work / "finetune_cost" / record.stem),
             "weights": weights, "record": str(record),
-            "rule": {**rule.__dict__, "learning_rates": list(rule.learning_rates)}}
+            "rule": rule_record(rule)}
+
+
+def rule_record(rule: SelectionRule) -> dict:
+    """The rule as a record stores it (JSON: lists, not tuples)."""
+    return {**rule.__dict__, "learning_rates": list(rule.learning_rates)}
+
+
+def record_is_current(job: dict) -> bool:
+    """A record exists and was made under the job's rule: one made under another rule is run
+    again (and replaced), never mixed in."""
+    path = Path(job["record"])
+    return path.exists() and json.loads(path.read_text()).get("rule") == job["rule"]
 
 
 def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,
                          arm: str) -> float | None:
-    """The rule's choice among the grid's seed-0 runs, once all have run."""
+    """The rule's choice among the grid's seed-0 runs, once all have run under it."""
     scores = {}
     for lr in rule.learning_rates:
         path = record_path(paths, dataset, model, arm, lr, 0)
-        if not path.exists():
+        if not record_is_current({"record": path, "rule": rule_record(rule)}):
             return None
         scores[lr] = json.loads(path.read_text())["best_val_mse"]
     return rule.choose(scores)
@@ -199,12 +211,12 @@ def run(args: RunArgs) -> None:
         jobs = [job("zeroshot", None, 0), job("random_init", None, 0, "random")]
         jobs += [job(arm, lr, 0) for arm in arms for lr in rule.learning_rates]
         run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
-                                      if not Path(j["record"]).exists()], workers)
+                                      if not record_is_current(j)], workers)
         chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm) for arm in arms}
         jobs = [job(arm, chosen[arm], seed) for arm in arms for seed in range(1, seeds)
                 if chosen[arm] is not None]
         run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
-                                      if not Path(j["record"]).exists()], workers)
+                                      if not record_is_current(j)], workers)
     report(paths)
 
 

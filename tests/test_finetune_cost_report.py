@@ -85,3 +85,16 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert '"abc"' in markdown  # the commit the records were made with
     page = (tmp_path / "finetune_cost" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # self-contained: plots inlined
+
+
+def test_a_record_of_another_rule_is_run_again_not_mixed_in(tmp_path):
+    import finetune_cost
+
+    rule = finetune_cost.rule_record(finetune_cost_arms.RULE)
+    path = tmp_path / "record.json"
+    job = {"record": str(path), "rule": rule}
+    assert not finetune_cost.record_is_current(job)
+    path.write_text(json.dumps({"rule": {**rule, "eval_schedule": "every"}}))
+    assert not finetune_cost.record_is_current(job)
+    path.write_text(json.dumps({"rule": json.loads(json.dumps(rule))}))
+    assert finetune_cost.record_is_current(job)
