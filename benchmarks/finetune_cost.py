@@ -45,7 +45,15 @@ from benchmark_jobs import (
     run_in_workers,
     set_is_current,
 )
-from finetune_cost_arms import RULE, SET_ARMS, SET_LENGTH, SMOKE_RULE, TRAINED_ARMS, SelectionRule
+from finetune_cost_arms import (
+    MATCHED_ARMS,
+    RULE,
+    SET_ARMS,
+    SET_LENGTH,
+    SMOKE_RULE,
+    TRAINED_ARMS,
+    SelectionRule,
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,7 @@ def finetune_job(job: dict) -> str:
                if line] if (out / "metrics.jsonl").exists() else []
     atomic_write_json(job["record"], {
         **record, "arm": job["arm"], "learning_rate": job["learning_rate"],
-        "seed": job["seed"], "rule": job["rule"], "curve": metrics,
+        "seed": job["seed"], "rule": job["rule"], "budget": job["budget"], "curve": metrics,
         "concurrent_runs": job["concurrent_runs"],
     })
     shutil.rmtree(out, ignore_errors=True)  # weights and checkpoints: only the record stays
@@ -134,8 +142,10 @@ def finetune_job(job: dict) -> str:
 
 
 def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size: str,
-            weights: str, arm: str, lr: float | None, seed: int) -> dict:
-    """The job of one run under the selection rule; `lr` None for the zero-shot arms."""
+            weights: str, arm: str, lr: float | None, seed: int,
+            budget: dict | None = None) -> dict:
+    """The job of one run under the selection rule; `lr` None for the zero-shot arms; a
+    compute-matched arm trains full data for `budget["steps"]` at most."""
     model = f"moirai-{model_size}"
     common = {"model.family": "moirai", "model.size": model_size, "dataset": dataset,
               "batch_size": rule.batch_size, "val_stride": rule.val_stride,
@@ -148,12 +158,14 @@ def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size
     if lr is None:  # zero-shot: no training, the test evaluation only
         config = {**common, "max_steps": 0, "train_data": "full"}
     else:
-        train_data = "full" if arm == "full" else str(set_folder(paths, dataset, arm))
+        train_data = str(set_folder(paths, dataset, arm)) if arm in SET_ARMS else "full"
         config = {**common, **rule.schedule(), "train_data": train_data, "learning_rate": lr}
+        if budget is not None:
+            config["max_steps"] = budget["steps"]
     record = record_path(paths, dataset, model, arm, lr, seed)
     return {"dataset": dataset, "method": arm, "arm": arm, "learning_rate": lr, "seed": seed,
             "config": config, "out": str(paths.work / "finetune_cost" / record.stem),
-            "weights": weights, "record": str(record),
+            "weights": weights, "record": str(record), "budget": budget,
             "rule": rule_record(rule)}
 
 
@@ -163,10 +175,13 @@ def rule_record(rule: SelectionRule) -> dict:
 
 
 def record_is_current(job: dict) -> bool:
-    """A record exists and was made under the job's rule: one made under another rule is run
-    again (and replaced), never mixed in."""
+    """A record exists and was made under the job's rule (and, for a compute-matched arm,
+    for its budget): one made otherwise is run again (and replaced), never mixed in."""
     path = Path(job["record"])
-    return path.exists() and json.loads(path.read_text()).get("rule") == job["rule"]
+    if not path.exists():
+        return False
+    record = json.loads(path.read_text())
+    return record.get("rule") == job["rule"] and record.get("budget") == job.get("budget")
 
 
 def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,
@@ -179,6 +194,35 @@ def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: st
             return None
         scores[lr] = json.loads(path.read_text())["best_val_mse"]
     return rule.choose(scores)
+
+
+def matched_budget(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,
+                   matched: tuple[str, str], seeds: int) -> dict | None:
+    """Full data's step budget to match a set arm, once all its seeds have run: the mean
+    steps they ran ("train"), plus the set's distillation FLOPs in full-data steps at equal
+    FLOPs per step ("total"; the same model and batch in every arm). The conversion at equal
+    wall time is recorded beside it, from the set's distillation and full data's steps."""
+    from hdt_finetune.distill.distill_flops import set_flops
+    from hdt_finetune.synthetic import read_synthetic_set
+
+    arm, kind = matched
+    lr = chosen_learning_rate(paths, rule, dataset, model, arm)
+    if lr is None:
+        return None
+    paths_of_seeds = [record_path(paths, dataset, model, arm, lr, seed) for seed in range(seeds)]
+    if not all(path.exists() for path in paths_of_seeds):
+        return None
+    runs = [json.loads(path.read_text()) for path in paths_of_seeds]
+    steps = sum(r["steps"] for r in runs) / len(runs)
+    cost = runs[0]["cost"]
+    flops_per_step = cost["flops"] / cost["optimizer_steps"]
+    manifest = read_synthetic_set(set_folder(paths, dataset, arm)).manifest
+    distill_flops = set_flops(manifest).total
+    budget = {"arm": arm, "kind": kind, "set_steps": steps, "flops_per_step": flops_per_step,
+              "distill_flops": distill_flops, "distill_wall_s": manifest["cost"]["wall_s"],
+              "set_sha256": manifest["content_sha256"]}
+    extra = distill_flops / flops_per_step if kind == "total" else 0.0
+    return {**budget, "steps": max(1, round(steps + extra))}
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -205,8 +249,8 @@ def run(args: RunArgs) -> None:
         arms = list(TRAINED_ARMS)
 
         def job(arm: str, lr: float | None, seed: int, weights: str = weights,
-                dataset: str = dataset) -> dict:
-            return arm_job(paths, rule, dataset, size, weights, arm, lr, seed)
+                dataset: str = dataset, budget: dict | None = None) -> dict:
+            return arm_job(paths, rule, dataset, size, weights, arm, lr, seed, budget)
 
         jobs = [job("zeroshot", None, 0), job("random_init", None, 0, "random")]
         jobs += [job(arm, lr, 0) for arm in arms for lr in rule.learning_rates]
@@ -217,6 +261,19 @@ def run(args: RunArgs) -> None:
                 if chosen[arm] is not None]
         run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
                                       if not record_is_current(j)], workers)
+        # Full data at the set arms' compute, under the same rule (its own grid and seeds).
+        budgets = {arm: matched_budget(paths, rule, dataset, model, matched, seeds)
+                   for arm, matched in MATCHED_ARMS.items()}
+        budgets = {arm: budget for arm, budget in budgets.items() if budget is not None}
+        for phase in ("grid", "seeds"):
+            chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm)
+                      for arm in budgets}
+            jobs = ([job(arm, lr, 0, budget=budgets[arm]) for arm in budgets
+                     for lr in rule.learning_rates] if phase == "grid" else
+                    [job(arm, chosen[arm], seed, budget=budgets[arm]) for arm in budgets
+                     for seed in range(1, seeds) if chosen[arm] is not None])
+            run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
+                                          if not record_is_current(j)], workers)
     report(paths)
 
 

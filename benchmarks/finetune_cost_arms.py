@@ -14,6 +14,9 @@ class ArmSpec:
     label: str
     trained: bool  # False: evaluated as loaded (zero-shot)
     method: str | None = None  # the distillation method of a set arm
+    # A compute-matched full-data arm: (the set arm, "train" for its fine-tuning steps or
+    # "total" for those plus its distillation's FLOPs in full-data steps) sets max_steps.
+    matched: tuple[str, str] | None = None
 
 
 ARMS = (
@@ -23,9 +26,18 @@ ARMS = (
     ArmSpec("hdt", "HDT set", trained=True, method="hdt"),
     ArmSpec("condtsf", "CondTSF set", trained=True, method="condtsf"),
     ArmSpec("random", "Random subset", trained=True, method="random"),
+    ArmSpec("full_at_hdt_train", "full data, HDT's steps", trained=True,
+            matched=("hdt", "train")),
+    ArmSpec("full_at_hdt_total", "full data, HDT's steps + distillation FLOPs", trained=True,
+            matched=("hdt", "total")),
+    ArmSpec("full_at_condtsf_train", "full data, CondTSF's steps", trained=True,
+            matched=("condtsf", "train")),
+    ArmSpec("full_at_condtsf_total", "full data, CondTSF's steps + distillation FLOPs",
+            trained=True, matched=("condtsf", "total")),
 )
 LABELS = {arm.name: arm.label for arm in ARMS}
-TRAINED_ARMS = tuple(arm.name for arm in ARMS if arm.trained)
+MATCHED_ARMS = {arm.name: arm.matched for arm in ARMS if arm.matched}
+TRAINED_ARMS = tuple(arm.name for arm in ARMS if arm.trained and not arm.matched)
 ZERO_SHOT_ARMS = tuple(arm.name for arm in ARMS if not arm.trained)
 SET_ARMS = {arm.name: arm.method for arm in ARMS if arm.method}
 

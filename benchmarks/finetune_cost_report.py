@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark_jobs import BenchmarkPaths
-from finetune_cost_arms import LABELS, RULE, TRAINED_ARMS, ZERO_SHOT_ARMS
+from finetune_cost_arms import LABELS, MATCHED_ARMS, RULE, TRAINED_ARMS, ZERO_SHOT_ARMS
 
 # The published claim (PROTOCOL.md) and our aims.
 TARGETS = {"cost_reduction": (80.0, 100.0), "mse_increase_pct": (2.5, 2.0),
@@ -93,7 +93,37 @@ def headline(arms: dict[str, Arm]) -> dict:
         if "zeroshot" in arms:  # how much there was to gain: a set can only lose less
             out["zeroshot_mse_increase_pct"] = 100 * (arms["zeroshot"].mean("test", "mse")
                                                       / full.mean("test", "mse") - 1)
+    equal = equal_compute(arms)
+    if equal:
+        out["equal_compute"] = equal
     return out
+
+
+def equal_compute(arms: dict[str, Arm]) -> dict:
+    """Each set arm beside full data trained for its budget: its fine-tuning steps, and those
+    plus its distillation's FLOPs (the headline, `full_mse_same_total_flops`)."""
+    table = {}
+    for set_arm in sorted({arm for arm, _ in MATCHED_ARMS.values()}):
+        matched = {kind: arms.get(name) for name, (arm, kind) in MATCHED_ARMS.items()
+                   if arm == set_arm}
+        if set_arm not in arms or any(m is None for m in matched.values()):
+            continue
+        budget = matched["total"].runs[0]["budget"]
+        train_flops = arms[set_arm].mean("cost", "flops")
+        table[set_arm] = {
+            "mse": arms[set_arm].mean("test", "mse"),
+            "full_mse_same_train_flops": matched["train"].mean("test", "mse"),
+            "full_mse_same_total_flops": matched["total"].mean("test", "mse"),
+            "train_flops": train_flops,
+            "total_flops": train_flops + budget["distill_flops"],
+            "full_steps_same_total_flops": budget["steps"],
+            # The same conversion at equal wall time: the distillation's seconds in full-data
+            # training steps (both measured one thread, one run at a time).
+            "full_steps_same_total_wall": budget["set_steps"] + budget["distill_wall_s"] / (
+                arms["full"].mean("cost", "train_s") / arms["full"].mean("steps"))
+            if "full" in arms else None,
+        }
+    return table
 
 
 def report(paths: BenchmarkPaths) -> None:
@@ -132,11 +162,11 @@ def _section(dataset: str, model: str, weights: str | None, arms: dict[str, Arm]
              head: dict) -> dict:
     rows = []
     full = arms.get("full")
-    for name in (*ZERO_SHOT_ARMS, *TRAINED_ARMS):
+    for name in (*ZERO_SHOT_ARMS, *TRAINED_ARMS, *MATCHED_ARMS):
         arm = arms.get(name)
         if arm is None:
             continue
-        trained = name in TRAINED_ARMS
+        trained = name not in ZERO_SHOT_ARMS
         crps = (f"{arm.mean('test', 'crps'):.4f}" if "crps" in arm.runs[0]["test"] else "")
         reduction = ""
         if trained and full is not None and name != "full":

@@ -59,6 +59,11 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
         fake("random", 1e-3, 1, 0.45, 0.46, 10, 1e13),
     ]
     rows[-1]["concurrent_runs"] = 2  # older records have no field: one run at a time
+    # Full data at HDT's budget: 10 steps, and 10 + 5e14 distillation FLOPs / 1e14 per step.
+    budget = {"steps": 15, "distill_flops": 5e14, "set_steps": 10, "distill_wall_s": 80}
+    for arm, mse in (("full_at_hdt_train", 0.50), ("full_at_hdt_total", 0.45)):
+        for lr, val in ((1e-4, 0.6), (1e-3, 0.5)):
+            rows.append({**fake(arm, lr, 0, val, mse, 10, 1e15), "budget": budget})
     for i, row in enumerate(rows):
         (records / f"{i}.json").write_text(json.dumps(row))
     finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
@@ -72,6 +77,13 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert head["mse_increase_pct"] == pytest.approx(5.0)
     assert head["zeroshot_mse_increase_pct"] == pytest.approx(75.0)
     assert head["overall_speedup"] == pytest.approx(1000 / (80 + 10))
+    equal = head["equal_compute"]
+    assert list(equal) == ["hdt"]  # CondTSF has no matched runs here
+    assert equal["hdt"]["full_mse_same_train_flops"] == pytest.approx(0.50)
+    assert equal["hdt"]["full_mse_same_total_flops"] == pytest.approx(0.45)
+    assert equal["hdt"]["total_flops"] == pytest.approx(1e13 + 5e14)
+    # 80 s of distillation at full data's 1000 s / 10 steps: 0.8 steps more
+    assert equal["hdt"]["full_steps_same_total_wall"] == pytest.approx(10.8)
     markdown = (tmp_path / "finetune_cost" / "report.md").read_text()
     assert "cost reduction, training wall time: 100.0x (target >= 80x, aim 100x): met" in markdown
     assert "overall speed-up incl. distillation: 11.1x" in markdown

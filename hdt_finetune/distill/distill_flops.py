@@ -96,3 +96,22 @@ def fast_path_flops(method: str, settings: DistillSettings, length: int, n_chann
     if switches.value_term:
         matching += settings.iterations // settings.value_every * 2 * 2.0 * windows * C * L * H
     return DistillFlops(experts=experts, matching=matching)
+
+
+def set_flops(manifest: dict) -> DistillFlops:
+    """The FLOPs that made a set, from its manifest: the closed form's count for a
+    trajectory method on a dataset's train split (its expert buffer included, cached or
+    not, as its wall time is), nothing for Random or the full split."""
+    from hdt_finetune.typed_overrides import apply_overrides, flatten
+
+    method = manifest["method"]
+    if method in ("random", "full"):
+        return DistillFlops(experts=0.0, matching=0.0)
+    source = manifest["source"]
+    if method not in SWITCHES or source.get("kind") != "dataset":
+        raise ValueError(f"no FLOP count for a {method!r} set from a {source.get('kind')!r} "
+                         "source (trajectory methods on a dataset only)")
+    settings = {k: v for k, v in manifest["settings"].items() if k != "length"}
+    first, last = source["rows"]
+    return fast_path_flops(method, apply_overrides(DistillSettings(), flatten(settings)),
+                           manifest["length"], len(manifest["channels"]), last - first)

@@ -87,3 +87,24 @@ def test_the_issue_figures_at_todays_defaults():
 def test_counted_flops_of_the_fast_path(batch):
     expected = fast_path_flops("mtt", settings_with(batch), LENGTH, C, TRAIN_ROWS)
     assert counted_distillation(DLinearMatching, batch) == (expected.matching, expected.experts)
+
+
+def test_a_sets_flops_come_from_its_manifest(tmp_path, shared_data_dir, monkeypatch):
+    from hdt_finetune.data import DataSpec
+    from hdt_finetune.distill.distill_flops import set_flops
+    from hdt_finetune.distillation import DistillConfig, run_distillation
+    from hdt_finetune.synthetic import read_synthetic_set
+    from hdt_finetune.typed_overrides import apply_overrides
+
+    monkeypatch.setenv("HDT_CACHE_DIR", str(tmp_path / "cache"))
+    settings = apply_overrides(DistillSettings(), ["iterations=3", "experts.n_experts=1"])
+    manifests = {}
+    for method in ("condtsf", "random", "base"):
+        folder = run_distillation(DistillConfig(data=DataSpec("ETTh1"), method=method,
+                                                out=tmp_path / method, length=192,
+                                                settings=settings, show_progress=False))
+        manifests[method] = read_synthetic_set(folder).manifest
+    assert set_flops(manifests["condtsf"]) == fast_path_flops("condtsf", settings, 192, 7, 8640)
+    assert set_flops(manifests["random"]).total == 0
+    with pytest.raises(ValueError, match="no FLOP count for a 'base' set"):
+        set_flops(manifests["base"])
