@@ -131,8 +131,15 @@ def finetune_job(job: dict) -> str:
     record = run_finetune(config)
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                if line] if (out / "metrics.jsonl").exists() else []
+    distill_flops = 0.0
+    if job["arm"] in SET_ARMS:  # what made the set, counted like its wall time
+        from hdt_finetune.distill.distill_flops import set_flops
+        from hdt_finetune.synthetic import read_synthetic_set
+
+        distill_flops = set_flops(read_synthetic_set(job["config"]["train_data"]).manifest).total
     atomic_write_json(job["record"], {
-        **record, "arm": job["arm"], "learning_rate": job["learning_rate"],
+        **record, "distill_flops": distill_flops, "arm": job["arm"],
+        "learning_rate": job["learning_rate"],
         "seed": job["seed"], "rule": job["rule"], "budget": job["budget"], "curve": metrics,
         "concurrent_runs": job["concurrent_runs"],
     })

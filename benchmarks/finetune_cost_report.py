@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmark_jobs import BenchmarkPaths
 from finetune_cost_arms import LABELS, MATCHED_ARMS, RULE, TRAINED_ARMS, ZERO_SHOT_ARMS
+from time_to_accuracy import CurvePoint, curve_points, selected_test_mse, time_to_accuracy
 
 # The published claim (PROTOCOL.md) and our aims.
 TARGETS = {"cost_reduction": (80.0, 100.0), "mse_increase_pct": (2.5, 2.0),
@@ -43,6 +44,13 @@ class Arm:
     def distill_wall_s(self) -> float:
         cost = self.runs[0]["train_data"].get("distill_cost") or {}
         return float(cost.get("wall_s", 0.0))
+
+    def curves(self) -> list[list[CurvePoint]] | None:
+        """Each seed's validation points with their test probes; None for older records."""
+        validated = [[row for row in r["curve"] if "val_mse" in row] for r in self.runs]
+        if not all(rows and all("test_mse_probe" in row for row in rows) for rows in validated):
+            return None
+        return [curve_points(rows) for rows in validated]
 
 
 def _get(record: dict, path: tuple[str, ...]) -> float:
@@ -96,7 +104,32 @@ def headline(arms: dict[str, Arm]) -> dict:
     equal = equal_compute(arms)
     if equal:
         out["equal_compute"] = equal
+    reach = reaching_targets(arms)
+    if reach:
+        out["time_to_accuracy"] = reach
     return out
+
+
+def reaching_targets(arms: dict[str, Arm]) -> dict:
+    """Time to accuracy (time_to_accuracy.py) for every trained arm, when full data's runs
+    carry test probes: the targets sit above full data's selected model on the probed
+    subset, and the starting weights are full data's step 0."""
+    full = arms.get("full")
+    curves = full.curves() if full is not None else None
+    if curves is None or curves[0][0].step != 0:
+        return {}
+    selected = statistics.fmean(selected_test_mse(c)[-1] for c in curves)
+    inputs = {}
+    for name in (*TRAINED_ARMS, *MATCHED_ARMS):
+        arm = arms.get(name)
+        seeds = arm.curves() if arm is not None else None
+        if seeds is None:
+            continue
+        cost = arm.runs[0]["cost"]
+        inputs[name] = {"seeds": seeds, "flops_per_step": cost["flops"] / cost["optimizer_steps"],
+                        "distill_flops": float(arm.runs[0].get("distill_flops", 0.0)),
+                        "distill_wall_s": arm.distill_wall_s}
+    return time_to_accuracy(selected, curves[0][0].test_mse, inputs)
 
 
 def equal_compute(arms: dict[str, Arm]) -> dict:
@@ -242,6 +275,35 @@ def _context(records: list[dict]) -> dict:
             "rule": last["rule"]}
 
 
+def _compute_lines(head: dict) -> list[str]:
+    """Equal compute and time to accuracy, where the records carry them (markdown)."""
+    lines = []
+    for arm, row in head.get("equal_compute", {}).items():
+        verdict = "beats" if row["mse"] < row["full_mse_same_total_flops"] else "does not beat"
+        lines.append(
+            f"- At equal total FLOPs (distillation included) the {LABELS[arm]} {verdict} full "
+            f"data: {row['mse']:.4f} against {row['full_mse_same_total_flops']:.4f} "
+            f"({row['full_steps_same_total_flops']} full-data steps; at equal fine-tuning "
+            f"steps full data reaches {row['full_mse_same_train_flops']:.4f}).")
+    reach = head.get("time_to_accuracy")
+    if reach:
+        arms = [a for a in reach[next(iter(reach))] if a not in ("target_mse",
+                                                                "met_by_starting_weights")]
+        lines += ["", "Time to accuracy: total FLOPs / wall s, distillation included, until "
+                  "the model each arm would select first reaches the target (full data's "
+                  "selected test MSE on the probed subset + the margin); never = some seed "
+                  "never did.", "", "| target | " + " | ".join(LABELS[a] for a in arms) + " |",
+                  "|---|" + "---|" * len(arms)]
+        for margin, row in reach.items():
+            cells = ["never" if row[a]["total_flops"] is None else
+                     f"{row[a]['total_flops']:.2e} / {row[a]['total_wall_s']:.0f}"
+                     for a in arms]
+            start = " (met by the starting weights)" if row["met_by_starting_weights"] else ""
+            lines.append(f"| +{margin}%: {row['target_mse']:.4f}{start} | "
+                         + " | ".join(cells) + " |")
+    return [*lines, ""] if lines else []
+
+
 def _markdown(sections: list[dict], figures: list[Path], context: dict) -> str:
     lines = ["# Fine-tuning cost and accuracy (generated from records/, do not edit)", "",
              _INTRO, ""]
@@ -253,6 +315,7 @@ def _markdown(sections: list[dict], figures: list[Path], context: dict) -> str:
                   ""]
         lines += [f"- {row[0]}: {', '.join(row[1:-1])} -> {row[-1]}" for row in s["grid"]]
         lines += ["", "Targets:", ""] + [f"- {t}" for t in s["targets"]] + [""]
+        lines += _compute_lines(s["head"])
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     lines += ["", "## Machine and packages", "", "```",
               json.dumps(context, indent=2, sort_keys=True), "```", ""]
@@ -274,6 +337,9 @@ def _html(sections: list[dict], figures: list[Path], context: dict) -> str:
                     f"<table><tr>{head}</tr>{rows}</table>"
                     f"<p>Learning-rate selection (validation, seed 0):</p><ul>{grid}</ul>"
                     f"<p>Targets:</p><ul>{targets}</ul>")
+        compute = _compute_lines(s["head"])
+        if compute:
+            body.append("<pre>" + html.escape("\n".join(compute)) + "</pre>")
     for figure in figures:
         data = base64.b64encode(figure.read_bytes()).decode()
         body.append(f'<p><img alt="{figure.stem}" src="data:image/png;base64,{data}"></p>')

@@ -94,6 +94,9 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert ("HDT beats Random subset: 0.4200 vs 0.4300 (within the seeds' spread, std 0.0424)"
             in markdown)
     assert "runs at a time (one thread each): 1, 2" in markdown
+    assert ("At equal total FLOPs (distillation included) the HDT set beats full data: "
+            "0.4200 against 0.4500 (15 full-data steps" in markdown)
+    assert "Time to accuracy" not in markdown  # these records carry no test probes
     assert '"abc"' in markdown  # the commit the records were made with
     page = (tmp_path / "finetune_cost" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # self-contained: plots inlined
