@@ -152,7 +152,10 @@ def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size
             weights: str, arm: str, lr: float | None, seed: int,
             budget: dict | None = None) -> dict:
     """The job of one run under the selection rule; `lr` None for the zero-shot arms; a
-    compute-matched arm trains full data for `budget["steps"]` at most."""
+    compute-matched arm trains full data for `budget["steps"]` at most (which may exceed
+    the rule's step cap: the set arm's steps plus its distillation are the budget)."""
+    from hdt_finetune.run_identity import fingerprint
+
     model = f"moirai-{model_size}"
     common = {"model.family": "moirai", "model.size": model_size, "dataset": dataset,
               "batch_size": rule.batch_size, "val_stride": rule.val_stride,
@@ -171,7 +174,10 @@ def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size
             config["max_steps"] = budget["steps"]
     record = record_path(paths, dataset, model, arm, lr, seed)
     return {"dataset": dataset, "method": arm, "arm": arm, "learning_rate": lr, "seed": seed,
-            "config": config, "out": str(paths.work / "finetune_cost" / record.stem),
+            # A folder per configuration: a run of an older rule or budget left behind by a
+            # kill is never claimed by this one (its own leftovers resume).
+            "config": config, "out": str(paths.work / "finetune_cost" / (
+                f"{record.stem}-{fingerprint({'config': config, 'budget': budget}, 12)}")),
             "weights": weights, "record": str(record), "budget": budget,
             "rule": rule_record(rule)}
 
@@ -192,12 +198,13 @@ def record_is_current(job: dict) -> bool:
 
 
 def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,
-                         arm: str) -> float | None:
-    """The rule's choice among the grid's seed-0 runs, once all have run under it."""
+                         arm: str, budget: dict | None = None) -> float | None:
+    """The rule's choice among the grid's seed-0 runs, once all have run under it (and, for
+    a compute-matched arm, for its budget)."""
     scores = {}
     for lr in rule.learning_rates:
         path = record_path(paths, dataset, model, arm, lr, 0)
-        if not record_is_current({"record": path, "rule": rule_record(rule)}):
+        if not record_is_current({"record": path, "rule": rule_record(rule), "budget": budget}):
             return None
         scores[lr] = json.loads(path.read_text())["best_val_mse"]
     return rule.choose(scores)
@@ -217,7 +224,8 @@ def matched_budget(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, mod
     if lr is None:
         return None
     paths_of_seeds = [record_path(paths, dataset, model, arm, lr, seed) for seed in range(seeds)]
-    if not all(path.exists() for path in paths_of_seeds):
+    if not all(record_is_current({"record": path, "rule": rule_record(rule)})
+               for path in paths_of_seeds):
         return None
     runs = [json.loads(path.read_text()) for path in paths_of_seeds]
     steps = sum(r["steps"] for r in runs) / len(runs)
@@ -273,8 +281,8 @@ def run(args: RunArgs) -> None:
                    for arm, matched in MATCHED_ARMS.items()}
         budgets = {arm: budget for arm, budget in budgets.items() if budget is not None}
         for phase in ("grid", "seeds"):
-            chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm)
-                      for arm in budgets}
+            chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm, budget)
+                      for arm, budget in budgets.items()}
             jobs = ([job(arm, lr, 0, budget=budgets[arm]) for arm in budgets
                      for lr in rule.learning_rates] if phase == "grid" else
                     [job(arm, chosen[arm], seed, budget=budgets[arm]) for arm in budgets

@@ -59,6 +59,22 @@ def _get(record: dict, path: tuple[str, ...]) -> float:
     return float(record)
 
 
+def one_rule(records: list[dict]) -> tuple[list[dict], int]:
+    """The records of one selection rule, never a mix: today's rule's if any record has it,
+    else the most common one; and how many were left out."""
+    def key(record: dict) -> str:
+        return json.dumps(record.get("rule"), sort_keys=True)
+
+    if not records:
+        return [], 0
+    keys = [key(r) for r in records]
+    today = json.dumps({**RULE.__dict__, "learning_rates": list(RULE.learning_rates)},
+                       sort_keys=True)
+    chosen = today if today in keys else max(set(keys), key=keys.count)
+    kept = [r for r, k in zip(records, keys, strict=True) if k == chosen]
+    return kept, len(records) - len(kept)
+
+
 def load_arms(records: list[dict]) -> dict[tuple[str, str], dict[str, Arm]]:
     """(dataset, model) -> arm -> Arm. A trained arm's learning rate is the one with the
     lowest best-validation MSE among its seed-0 grid runs (the selection rule)."""
@@ -141,6 +157,9 @@ def equal_compute(arms: dict[str, Arm]) -> dict:
                    if arm == set_arm}
         if set_arm not in arms or any(m is None for m in matched.values()):
             continue
+        budgets = {json.dumps(r["budget"], sort_keys=True) for r in matched["total"].runs}
+        if len(budgets) != 1:
+            continue  # runs of different budgets (a set arm rerun since): not comparable
         budget = matched["total"].runs[0]["budget"]
         train_flops = arms[set_arm].mean("cost", "flops")
         table[set_arm] = {
@@ -164,7 +183,10 @@ def report(paths: BenchmarkPaths) -> None:
 
     results = paths.results / "finetune_cost"
     summary_path = paths.results / "finetune_cost_summary.json"
-    records = [json.loads(p.read_text()) for p in sorted((results / "records").glob("*.json"))]
+    records, left_out = one_rule(
+        [json.loads(p.read_text()) for p in sorted((results / "records").glob("*.json"))])
+    if left_out:
+        print(f"left out {left_out} record(s) made under another selection rule")
     table = load_arms(records)
     summary: dict = defaultdict(dict)
     sections, figures = [], []

@@ -113,3 +113,58 @@ def test_a_record_of_another_rule_is_run_again_not_mixed_in(tmp_path):
     assert not finetune_cost.record_is_current(job)
     path.write_text(json.dumps({"rule": json.loads(json.dumps(rule))}))
     assert finetune_cost.record_is_current(job)
+
+
+def test_a_matched_arm_chooses_its_learning_rate_among_runs_of_its_budget(tmp_path):
+    import finetune_cost
+
+    paths = BenchmarkPaths(results=tmp_path, work=tmp_path / "work")
+    rule = finetune_cost_arms.RULE
+    budget = {"steps": 15, "distill_flops": 5e14}
+    for lr, val in ((1e-4, 0.6), (1e-3, 0.5)):
+        path = finetune_cost.record_path(paths, "ETTh1", "moirai-small", "full_at_hdt_total",
+                                         lr, 0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"rule": finetune_cost.rule_record(rule), "budget": budget,
+                                    "best_val_mse": val}))
+    choose = finetune_cost.chosen_learning_rate
+    assert choose(paths, rule, "ETTh1", "moirai-small", "full_at_hdt_total", budget) == 1e-3
+    # Another budget (the set arm was rerun since): the grid must run again.
+    assert choose(paths, rule, "ETTh1", "moirai-small", "full_at_hdt_total",
+                  {**budget, "steps": 16}) is None
+
+
+def test_the_report_keeps_one_rule_and_measures_time_to_accuracy(tmp_path):
+    rule = {**finetune_cost_arms.RULE.__dict__,
+            "learning_rates": list(finetune_cost_arms.RULE.learning_rates)}
+
+    def probed(arm, seed, val_test, distill_flops=0.0, lr=1e-3):
+        record = fake(arm, lr, seed, min(v for v, _ in val_test), 0.4, 100, 1e12)
+        record["rule"] = rule
+        record["cost"].update(optimizer_steps=40)  # 2.5e10 FLOPs a step
+        record["distill_flops"] = distill_flops
+        record["curve"] = [{"step": step, "val_mse": v, "test_mse_probe": t, "wall_s": step}
+                           for step, (v, t) in zip((0, 10, 20, 40), val_test, strict=True)]
+        return record
+
+    full = [(1.0, 1.0), (0.6, 0.55), (0.5, 0.50), (0.45, 0.40)]  # selected: 0.40
+    hdt = [(1.0, 1.0), (0.5, 0.43), (0.6, 0.30), (0.55, 0.35)]  # step 20 never selected
+    worse = [(2.0, 1.0)] * 4  # the grid's other learning rate loses on validation
+    rows = [probed("full", 0, full), probed("hdt", 0, hdt, distill_flops=1e11),
+            probed("full", 0, worse, lr=1e-4), probed("hdt", 0, worse, lr=1e-4),
+            {**fake("full", 1e-3, 0, 0.1, 0.1, 1, 1), "rule": {**rule, "patience": 9}}]
+    rows[1]["train_data"] = rows[3]["train_data"] = {"distill_cost": {"wall_s": 7.0}}
+    records = tmp_path / "finetune_cost" / "records"
+    records.mkdir(parents=True)
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(json.dumps(row))
+    finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    head = json.loads((tmp_path / "finetune_cost_summary.json").read_text())["ETTh1"][
+        "moirai-small"]
+    assert head["mse"]["full"] == pytest.approx(0.4)  # the other rule's record left out
+    reach = head["time_to_accuracy"]
+    assert reach["10"]["target_mse"] == pytest.approx(0.44)
+    assert reach["10"]["full"] == {"total_flops": 40 * 2.5e10, "total_wall_s": 40}
+    assert reach["10"]["hdt"] == {"total_flops": 1e11 + 10 * 2.5e10, "total_wall_s": 17}
+    assert reach["2.5"]["hdt"] == {"total_flops": None, "total_wall_s": None}  # 0.43 > 0.41
+    assert not reach["25"]["met_by_starting_weights"]
