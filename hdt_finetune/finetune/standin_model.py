@@ -16,7 +16,7 @@ from hdt_finetune.data.data_cache import cache_root
 from hdt_finetune.data.dataset_registry import family_of
 from hdt_finetune.finetune.finetune_config import FinetuneConfig
 from hdt_finetune.finetune.finetune_loop import run_finetune
-from hdt_finetune.finetune.pretraining_corpus import GENERATED
+from hdt_finetune.finetune.pretraining_corpus import CORPUS_VERSION, GENERATED
 from hdt_finetune.finetune.train_data import TrainData
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
     corpus = standin_corpus(eval_dataset)
     family = family_of(eval_dataset)
     name = (f"{base.model.family}-{base.model.size}-without-{family.replace(' ', '_')}-"
+            f"corpus{CORPUS_VERSION}-"
             f"{base.context_length}x{base.horizon}-steps{base.max_steps}-"
             f"lr{base.learning_rate:g}-seed{base.seed}")
     folder = (cache or cache_root() / "standin") / name
@@ -53,6 +54,9 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
                      dataset=corpus[0], train_data=TrainData("corpus", parts=tuple(corpus)),
                      mode="full", out=run)
     record = run_finetune(config)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # The pretraining curve: every validation, and the training loss every 50 steps.
+    curve = [row for row in rows if "val_mse" in row or row["step"] % 50 == 0]
     with atomic_directory(folder, overwrite=True) as tmp:
         shutil.copytree(run / "model", tmp, dirs_exist_ok=True)
         (tmp / STANDIN_FILE).write_text(json.dumps({
@@ -62,6 +66,7 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
             "corpus": record["train_data"], "steps": record["steps"],
             "validation": {"dataset": corpus[0], "mse": record["best_val_mse"]},
             "cost": record["cost"],
+            "curve": curve,
         }, indent=2))
     shutil.rmtree(run, ignore_errors=True)
     return folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -216,7 +217,22 @@ def test_a_corpus_of_other_datasets_and_generated_series_trains(tmp_path, shared
                                  "dataset=ETTh2", "train_data=corpus:ETTm2,generated"))
     parts = record["train_data"]["parts"]
     assert record["train_data"]["kind"] == "corpus" and set(parts) == {"ETTm2", "generated"}
-    assert parts["ETTm2"] == 34560 * 7 and parts["generated"] == 16 * 4096
+    assert parts["ETTm2"] == 34560 * 7 and parts["generated"] == 2 * 16 * 4096
+
+
+def test_gaussian_process_series_are_standardised_and_periodic_kernels_show():
+    from hdt_finetune.finetune.pretraining_corpus import kernel_series
+
+    series = kernel_series(40, 512, seed=3)
+    assert series.shape == (512, 40) and np.isfinite(series).all()
+    assert np.allclose(series.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(series.std(axis=0), 1, atol=1e-3)
+    assert not np.array_equal(series, kernel_series(40, 512, seed=4))
+    np.testing.assert_array_equal(series, kernel_series(40, 512, seed=3))
+    # Some draws carry a strong single period: their spectrum is dominated by one bin.
+    spectrum = np.abs(np.fft.rfft(series, axis=0))[1:]
+    peaked = (spectrum.max(axis=0) / spectrum.sum(axis=0)) > 0.2
+    assert 0 < peaked.sum() < 40
 
 
 def test_a_pickle_beside_a_stray_safetensors_file_is_never_unpickled(tmp_path):

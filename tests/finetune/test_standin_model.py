@@ -32,6 +32,8 @@ def test_standin_is_built_once_and_loads_as_a_folder(tmp_path, shared_data_dir):
     assert not {"ETTh1", "ETTm1"} & set(info["corpus"]["parts"])
     assert "generated" in info["corpus"]["parts"] and info["excluded_family"] == "ETT transformer 1"
     assert info["steps"] == 2
+    assert [row["step"] for row in info["curve"] if "val_mse" in row] == [2]  # eval_every=2
+    assert "corpus2" in folder.name  # a new generated mix is a new stand-in
     loaded = load_moirai(str(folder))
     assert loaded.weights == str(folder.resolve()) and loaded.size == "tiny"
     stamp = (folder / "standin.json").stat().st_mtime_ns
