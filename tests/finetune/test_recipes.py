@@ -18,7 +18,26 @@ TINY = ["model.init=random", "model.size=tiny", "train_data=full", "max_steps=2"
         "eval_every=2", "save_every=2", "val_stride=400", "test_stride=400", "num_samples=5"]
 
 
-@pytest.mark.parametrize("recipe", ["moirai_etth.py", "moirai_etth_lora.py", "patchtst_etth.py"])
+def test_the_main_job_shows_the_set_beside_full_data_and_zero_shot(tmp_path, shared_data_dir):
+    pytest.importorskip("uni2ts")
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(RECIPES / "moirai_etth.py"), *TINY, "max_steps=3",
+         "train_data=distill:random:200:0", f"out={out}"],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "HDT_CACHE_DIR": str(tmp_path / "cache")},
+        capture_output=True, text=True, timeout=300, check=True)
+    assert "RANDOM-INIT MODEL" in result.stdout and "full_same_steps" in result.stdout
+    rows = {r["arm"]: r for r in json.loads((out / "side_by_side.json").read_text())["rows"]}
+    assert set(rows) == {"set", "full_same_steps", "zero_shot"}
+    assert rows["set"]["steps"] == rows["full_same_steps"]["steps"] == 3
+    assert rows["zero_shot"]["steps"] == 0 and rows["zero_shot"]["flops"] == 0
+    assert rows["set"]["distill_wall_s"] is not None and rows["full_same_steps"]["train_data"] \
+        == "full"
+    for arm in rows:
+        assert json.loads((out / arm / "record.json").read_text())["weights"] == "random-init"
+
+
+@pytest.mark.parametrize("recipe", ["moirai_etth_lora.py", "patchtst_etth.py"])
 def test_recipe_runs_and_labels_random_weights(tmp_path, shared_data_dir, recipe):
     if recipe.startswith("moirai"):
         pytest.importorskip("uni2ts")
