@@ -11,7 +11,8 @@ model, labelled so everywhere) or model.source=FOLDER.
 
 import sys
 
-from hdt_finetune.finetune.side_by_side import run_side_by_side_recipe
+from hdt_finetune.finetune.finetune_command import run_recipe
+from hdt_finetune.finetune.side_by_side import side_by_side_from_overrides
 
 if __name__ == "__main__":
-    run_side_by_side_recipe("moirai/small_full_cpu", sys.argv[1:])
+    run_recipe("moirai/small_full_cpu", sys.argv[1:], side_by_side_from_overrides)

@@ -99,7 +99,6 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
-
 def family_of(name: str) -> str:
     """The family of a registered dataset; any other dataset (a user's file) is its own."""
     spec = DATASETS.get(name)

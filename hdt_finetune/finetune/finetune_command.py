@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,9 @@ from hdt_finetune.finetune.train_data import TrainData
 from hdt_finetune.recipe_configs import load_config_file
 
 log = logging.getLogger(__name__)
+
+RANDOM_INIT_NOTE = ("RANDOM-INIT MODEL: no pretrained weights were used; pass "
+                    "model.source=FOLDER for real ones")
 
 
 def build_config(config_name: str | None, overrides: Iterable[str]) -> FinetuneConfig:
@@ -92,12 +95,14 @@ def finetune_from_overrides(config_name: str | None, overrides: Iterable[str]) -
     return record
 
 
-def run_recipe(config_name: str, argv: list[str]) -> dict:
-    """A recipe's entry point: its config, then the command line's `key=value` overrides."""
+def run_recipe(config_name: str, argv: list[str],
+               runner: Callable[[str, list[str]], dict] = finetune_from_overrides) -> dict:
+    """A recipe's entry point: its config, then the command line's `key=value` overrides,
+    run by `runner` (one fine-tune unless told otherwise)."""
     from hdt_finetune.cli import run_or_exit
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run_or_exit(finetune_from_overrides, config_name, argv)
+    return run_or_exit(runner, config_name, argv)
 
 
 def summary(record: dict, config: FinetuneConfig) -> dict:
@@ -105,6 +110,5 @@ def summary(record: dict, config: FinetuneConfig) -> dict:
                                         "test", "cost")}
     out["record"] = str(config.out / "record.json")
     if record["weights"] == "random-init":
-        out["note"] = ("RANDOM-INIT MODEL: no pretrained weights were used; pass "
-                       "model.source=FOLDER for real ones")
+        out["note"] = RANDOM_INIT_NOTE
     return out

@@ -178,7 +178,7 @@ def _train_and_test(config: FinetuneConfig, accelerator, data: FinetuneData, run
             bar.update()
             row = {"step": position["step"], "train_loss": accelerator.gather(
                 loss.detach().float()).mean().item(), "lr": scheduler.get_last_lr()[0],
-                "wall_s": meter.state()["wall_s"]}
+                "wall_s": meter.elapsed()}
             _check_finite(row["train_loss"], "training loss", position["step"], config)
             if config.validates_at(position["step"]):
                 stop = _validate(row, adapter, model, data, config, accelerator, meter,

@@ -6,13 +6,15 @@ distillation cost is shown beside it, not converted (the fine-tuning benchmark d
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
+from hdt_finetune.finetune.finetune_command import (
+    RANDOM_INIT_NOTE,
+    build_config,
+    run_finetune_command,
+)
 from hdt_finetune.finetune.finetune_config import FinetuneConfig
 from hdt_finetune.finetune.train_data import TrainData
-
-log = logging.getLogger(__name__)
 
 ARMS = ("set", "full_same_steps", "zero_shot")
 
@@ -20,7 +22,6 @@ ARMS = ("set", "full_same_steps", "zero_shot")
 def run_side_by_side(config: FinetuneConfig) -> dict[str, Any]:
     """Run the three arms into `config.out`/ARM and write `config.out`/side_by_side.json."""
     from hdt_finetune.atomic_files import atomic_write_json
-    from hdt_finetune.finetune.finetune_command import run_finetune_command
     from hdt_finetune.process_group import ProcessGroup
 
     records = {"set": run_finetune_command(dataclasses.replace(config, out=config.out / "set"))}
@@ -59,20 +60,10 @@ def render(table: dict) -> str:
         lines.append(f"{r['arm']:<16} {r['steps']:>6} {r['test_mse']:>9.4f} "
                      f"{r['train_s']:>8.1f} {r['flops']:>9.2e} {distil:>8}")
     if table["weights"] == "random-init":
-        lines.append("RANDOM-INIT MODEL: no pretrained weights were used; pass "
-                     "model.source=FOLDER for real ones")
+        lines.append(RANDOM_INIT_NOTE)
     return "\n".join(lines)
 
 
 def side_by_side_from_overrides(config_name: str, overrides: list[str]) -> dict:
-    from hdt_finetune.finetune.finetune_command import build_config
-
+    """The main job's runner for `run_recipe`: its config, then the overrides."""
     return run_side_by_side(build_config(config_name, overrides))
-
-
-def run_side_by_side_recipe(config_name: str, argv: list[str]) -> dict:
-    """The main job's entry point: its config, then the command line's overrides."""
-    from hdt_finetune.cli import run_or_exit
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run_or_exit(side_by_side_from_overrides, config_name, argv)
