@@ -3,10 +3,11 @@
 The offline stand-in for published foundation-model weights is pretrained on such a corpus,
 which must leave out the dataset it will be evaluated on. Each dataset contributes the
 windows of its own train split, scaled with its own train statistics. Generated series add
-structure no real dataset here has enough of: seasonal mixtures with trend and AR noise, and
+structure no real dataset here has enough of: seasonal mixtures with trend and AR noise,
 draws from Gaussian processes whose kernels are random sums and products of periodic,
-smooth, linear, rational-quadratic and white-noise kernels (the kind of synthetic data
-that pretrained Chronos).
+smooth, linear, rational-quadratic and white-noise kernels, and random convex combinations
+of stretches of the corpus' own real series (the two kinds of synthetic data that pretrained
+Chronos: kernel compositions and mixup).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from hdt_finetune.data.prepared_data import prepare_data
 
 GENERATED = "generated"
 # What `generated` holds; part of a stand-in's cache name, so a new mix is never served from
-# a stand-in pretrained on the old one (2: Gaussian-process draws added).
-CORPUS_VERSION = 2
+# a stand-in pretrained on the old one (2: Gaussian-process draws added; 3: four times as
+# many generated series, and mixtures of the real series).
+CORPUS_VERSION = 3
+GENERATED_SERIES = 64  # seasonal mixtures of GENERATED_LENGTH steps; as many points of the rest
+GENERATED_LENGTH = 4096
 
 
 def generated_series(n_series: int, length: int, seed: int) -> np.ndarray:
@@ -85,39 +89,71 @@ def kernel_series(n_series: int, length: int, seed: int, max_kernels: int = 5) -
     return np.stack(columns, axis=1).astype(np.float32)
 
 
+def mixup_series(blocks: list[np.ndarray], n_series: int, length: int,
+                 seed: int) -> np.ndarray:
+    """[length, n_series] standardised convex combinations (Dirichlet weights) of 1-3 random
+    stretches of `length` steps from the columns of `blocks` ([time, series] each), every
+    stretch standardised first so that no series' scale dominates. Blocks shorter than
+    `length` are not drawn from; none long enough gives no columns."""
+    rng = np.random.default_rng(seed)
+    usable = [block for block in blocks if block.shape[0] >= length]
+    if not usable:
+        return np.zeros((length, 0), dtype=np.float32)
+    columns = []
+    for _ in range(n_series):
+        series = np.zeros(length)
+        for weight in rng.dirichlet(np.ones(rng.integers(1, 4))):
+            block = usable[rng.integers(len(usable))]
+            start = rng.integers(block.shape[0] - length + 1)
+            piece = block[start:start + length, rng.integers(block.shape[1])]
+            series += weight * (piece - piece.mean()) / max(float(piece.std()), 1e-8)
+        columns.append((series - series.mean()) / max(float(series.std()), 1e-8))
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
 def corpus_windows(sources: list[str], context_length: int, horizon: int,
-                   generated: int = 16, generated_length: int = 4096,
                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict[str, dict]]:
     """Univariate (context, target) windows from every source's train split; the source
-    `generated` stands for `generated` seasonal mixtures of `generated_length` steps and as
-    many points of Gaussian-process draws (pieces of GP_LENGTH steps). Also returns each
-    part's points and content checksum."""
+    `generated` stands for GENERATED_SERIES seasonal mixtures of GENERATED_LENGTH steps and
+    as many points each of Gaussian-process draws and of mixtures of the other sources' real
+    series (pieces of GP_LENGTH steps). Also returns each part's points and content
+    checksum."""
     from hdt_finetune.finetune.finetune_data import univariate_windows
 
+    blocks = {source: _real_block(source, context_length)
+              for source in sources if source != GENERATED}
+    if GENERATED in sources:
+        blocks[GENERATED] = _generated_blocks([values for values, _ in blocks.values()], seed)
     xs, ys, parts = [], [], {}
-    for source in sources:
-        blocks = _blocks(source, context_length, generated, generated_length, seed)
-        for values, _ in blocks:
+    for source in sources:  # in the order asked for
+        source_blocks = blocks[source] if source == GENERATED else [blocks[source]]
+        for values, _ in source_blocks:
             x, y = univariate_windows(values, context_length, horizon, 1,
                                       f"corpus part {source}")
             xs.append(x)
             ys.append(y)
-        digests = [sha256_of_values(values, names) for values, names in blocks]
-        parts[source] = {"points": sum(int(values.size) for values, _ in blocks),
+        digests = [sha256_of_values(values, names) for values, names in source_blocks]
+        parts[source] = {"points": sum(int(values.size) for values, _ in source_blocks),
                          "content_sha256": digests[0] if len(digests) == 1 else
                          hashlib.sha256("".join(digests).encode()).hexdigest()}
     return torch.cat(xs), torch.cat(ys), parts
 
 
-def _blocks(source: str, context_length: int, generated: int, generated_length: int,
-            seed: int) -> list[tuple[np.ndarray, list[str]]]:
-    """A source's series ([time, series]) and their names, in blocks of one length."""
-    if source != GENERATED:
-        prepared = prepare_data(source, context_length)
-        return [(prepared.train, list(prepared.columns))]
-    mixtures = generated_series(generated, generated_length, seed)
-    # As many points of GP draws, in pieces short enough for a cheap Cholesky factor.
-    piece = min(generated_length, GP_LENGTH)
-    draws = kernel_series(generated * generated_length // piece, piece, seed)
-    return [(mixtures, [f"{GENERATED}_{i}" for i in range(mixtures.shape[1])]),
-            (draws, [f"{GENERATED}_gp_{i}" for i in range(draws.shape[1])])]
+def _real_block(source: str, context_length: int) -> tuple[np.ndarray, list[str]]:
+    prepared = prepare_data(source, context_length)
+    return prepared.train, list(prepared.columns)
+
+
+def _generated_blocks(real: list[np.ndarray], seed: int) -> list[tuple[np.ndarray, list[str]]]:
+    """The generated part's series in blocks of one length each."""
+    mixtures = generated_series(GENERATED_SERIES, GENERATED_LENGTH, seed)
+    # As many points of GP draws and of real mixtures, in pieces short enough for a cheap
+    # Cholesky factor.
+    pieces = GENERATED_SERIES * GENERATED_LENGTH // GP_LENGTH
+    draws = kernel_series(pieces, GP_LENGTH, seed)
+    blocks = [(mixtures, [f"{GENERATED}_{i}" for i in range(mixtures.shape[1])]),
+              (draws, [f"{GENERATED}_gp_{i}" for i in range(draws.shape[1])])]
+    mixed = mixup_series(real, pieces, GP_LENGTH, seed)
+    if mixed.shape[1]:
+        blocks.append((mixed, [f"{GENERATED}_mix_{i}" for i in range(mixed.shape[1])]))
+    return blocks

@@ -217,7 +217,27 @@ def test_a_corpus_of_other_datasets_and_generated_series_trains(tmp_path, shared
                                  "dataset=ETTh2", "train_data=corpus:ETTm2,generated"))
     parts = record["train_data"]["parts"]
     assert record["train_data"]["kind"] == "corpus" and set(parts) == {"ETTm2", "generated"}
-    assert parts["ETTm2"] == 34560 * 7 and parts["generated"] == 2 * 16 * 4096
+    # Seasonal mixtures, GP draws and mixtures of ETTm2's series, as many points each.
+    assert parts["ETTm2"] == 34560 * 7 and parts["generated"] == 3 * 64 * 4096
+
+
+def test_mixtures_of_real_series_are_standardised_convex_combinations():
+    from hdt_finetune.finetune.pretraining_corpus import mixup_series
+
+    rng = np.random.default_rng(0)
+    long, short = rng.normal(5, 3, (300, 2)), rng.normal(size=(50, 4))
+    mixed = mixup_series([long, short], 30, 100, seed=1)
+    assert mixed.shape == (100, 30) and np.isfinite(mixed).all()
+    assert np.allclose(mixed.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(mixed.std(axis=0), 1, atol=1e-3)
+    np.testing.assert_array_equal(mixed, mixup_series([long, short], 30, 100, seed=1))
+    assert not np.array_equal(mixed, mixup_series([long, short], 30, 100, seed=2))
+    # A stretch of one series, standardised, is one of the possible draws: every column
+    # lies in the span of the long block's standardised stretches, never the short one's.
+    assert mixup_series([short], 3, 100, seed=1).shape == (100, 0)
+    single = mixup_series([long[:, :1]], 50, 300, seed=1)  # one stretch possible: the whole
+    whole = (long[:, 0] - long[:, 0].mean()) / long[:, 0].std()
+    assert np.allclose(single, whole[:, None], atol=1e-5)
 
 
 def test_gaussian_process_series_are_standardised_and_periodic_kernels_show():

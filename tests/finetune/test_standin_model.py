@@ -11,6 +11,7 @@ pytest.importorskip("uni2ts")
 
 from hdt_finetune.finetune.finetune_config import FinetuneConfig  # noqa: E402
 from hdt_finetune.finetune.moirai.moirai_weights import load_moirai  # noqa: E402
+from hdt_finetune.finetune.pretraining_corpus import CORPUS_VERSION  # noqa: E402
 from hdt_finetune.finetune.standin_model import build_standin, standin_corpus  # noqa: E402
 
 
@@ -33,7 +34,7 @@ def test_standin_is_built_once_and_loads_as_a_folder(tmp_path, shared_data_dir):
     assert "generated" in info["corpus"]["parts"] and info["excluded_family"] == "ETT transformer 1"
     assert info["steps"] == 2
     assert [row["step"] for row in info["curve"] if "val_mse" in row] == [2]  # eval_every=2
-    assert "corpus2" in folder.name  # a new generated mix is a new stand-in
+    assert f"corpus{CORPUS_VERSION}" in folder.name  # a new generated mix is a new stand-in
     loaded = load_moirai(str(folder))
     assert loaded.weights == str(folder.resolve()) and loaded.size == "tiny"
     stamp = (folder / "standin.json").stat().st_mtime_ns
