@@ -135,6 +135,8 @@ def evaluate_job(job: dict) -> str:
         "status": "ok",
         "dataset": job["dataset"],
         "method": job["method"],
+        # A tuning search's name for the settings (benchmarks/baseline_tuning.py)
+        **({"configuration": job["configuration"]} if "configuration" in job else {}),
         "backbone": job["backbone"],
         "length": synthetic.values.shape[0],
         "set_sha256": synthetic.content_sha256,

@@ -100,9 +100,9 @@ def standin_base(size: str, paths: BenchmarkPaths):
 def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths) -> str:
     """A hub id when the published weights can be had, else the stand-in folder ("random"
     when asked for a random init)."""
+    from hdt_finetune.atomic_files import atomic_write_json
     from hdt_finetune.finetune.model_source import ModelUnavailableError
     from hdt_finetune.finetune.moirai.moirai_weights import MoiraiSpec, load_moirai
-    from hdt_finetune.atomic_files import atomic_write_json
     from hdt_finetune.finetune.standin_model import STANDIN_FILE, build_standin
 
     if choice == "random":

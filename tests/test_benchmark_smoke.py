@@ -23,6 +23,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ("corpus_scaling.py", "corpus_scaling/report.md"),
     ("finetune_throughput.py", "finetune_throughput.json"),
     ("distill_speed.py", "distill_speed/report.md"),
+    ("baseline_tuning.py", "baseline_tuning/report.md"),
 ])
 def test_a_benchmark_runs_at_its_smoke_size(tmp_path, shared_data_dir, program, report):
     if program == "finetune_cost.py":
@@ -61,3 +62,27 @@ def test_an_older_or_damaged_set_is_distilled_again_not_reused(tmp_path):
     assert set_is_current(folder) and not set_is_current(tmp_path / "absent")
     (folder / "manifest.json").write_text(json.dumps({"format_version": 1}))
     assert not set_is_current(folder)
+
+
+def test_the_tuning_search_scores_relative_to_the_defaults_and_waits_for_every_cell():
+    sys.path.insert(0, str(BENCHMARKS))
+    from baseline_tuning import CONFIGURATIONS, scores
+
+    def record(configuration, dataset, backbone, val):
+        return {"method": "mtt", "configuration": configuration, "dataset": dataset,
+                "backbone": backbone, "mse_mean": 9.0,
+                "seeds": [{"best_val_mse": val - 0.1}, {"best_val_mse": val + 0.1}]}
+
+    records = [record("defaults", "ETTh1", "dlinear", 1.0), record("defaults", "ETTm1",
+                                                                   "dlinear", 0.5),
+               record("a", "ETTh1", "dlinear", 0.9), record("a", "ETTm1", "dlinear", 0.6),
+               record("b", "ETTh1", "dlinear", 0.5)]
+    table = scores(records)["mtt"]
+    assert table["defaults"]["score"] == pytest.approx(1.0)
+    # Relative per cell: a small-scale dataset counts as much as a large one.
+    assert table["a"]["score"] == pytest.approx((0.9 / 1.0 + 0.6 / 0.5) / 2)
+    assert table["b"]["score"] is None  # ETTm1 not run yet: no score, so never chosen
+    # Every baseline gets the same number of configurations: 15, HDT's 30 validation runs
+    # over two tuning datasets.
+    assert {len(named) for named in CONFIGURATIONS.values()} == {15}
+    assert all(next(iter(named)) == "defaults" for named in CONFIGURATIONS.values())
