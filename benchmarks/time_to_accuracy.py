@@ -91,3 +91,14 @@ def time_to_accuracy(full_selected_test_mse: float, start_test_mse: float,
                          "total_wall_s": reached.total_wall_s}
         table[margin] = row
     return table
+
+
+def mse_against_compute(seeds: list[list[CurvePoint]], flops_per_step: float,
+                        distill_flops: float) -> list[tuple[float, float]]:
+    """(total FLOPs, mean over seeds of the selected model's test MSE) at every step all the
+    seeds validated at (they share one schedule; the shortest run ends the line)."""
+    selected = [dict(zip((p.step for p in points), selected_test_mse(points), strict=True))
+                for points in seeds]
+    steps = sorted(set.intersection(*(set(by_step) for by_step in selected)))
+    return [(distill_flops + step * flops_per_step,
+             statistics.fmean(by_step[step] for by_step in selected)) for step in steps]

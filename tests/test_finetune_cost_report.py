@@ -59,6 +59,9 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
         fake("random", 1e-3, 1, 0.45, 0.46, 10, 1e13),
     ]
     rows[-1]["concurrent_runs"] = 2  # older records have no field: one run at a time
+    standin = "/cache/standin/moirai-small-without-ETT_transformer_1-corpus3-96x96"
+    for row in rows:
+        row["weights"] = standin
     # Full data at HDT's budget: 10 steps, and 10 + 5e14 distillation FLOPs / 1e14 per step.
     budget = {"steps": 15, "distill_flops": 5e14, "set_steps": 10, "distill_wall_s": 80}
     for arm, mse in (("full_at_hdt_train", 0.50), ("full_at_hdt_total", 0.45)):
@@ -69,7 +72,8 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
     summary = tmp_path / "finetune_cost_summary.json"
     head = json.loads(summary.read_text())["ETTh1"]["moirai-small"]
-    assert head["weights"] == "/stand-in"
+    assert head["weights"] == standin
+    assert head["standin_zeroshot_mse"] == pytest.approx(0.70)
     assert head["mse"]["full"] == pytest.approx(0.40)  # seeds 0 and 1 at lr 1e-4
     assert head["mse"]["hdt"] == pytest.approx(0.42)
     assert head["cost_reduction_wall"] == pytest.approx(100.0)
@@ -94,6 +98,8 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert ("HDT beats Random subset: 0.4200 vs 0.4300 (within the seeds' spread, std 0.0424)"
             in markdown)
     assert "runs at a time (one thread each): 1, 2" in markdown
+    assert ("the stand-in's zero-shot MSE 0.7000 against the published moirai-small's 0.375"
+            in markdown and "clearly worse, so fine-tuning gains here overstate" in markdown)
     assert ("At equal total FLOPs (distillation included) the HDT set beats full data: "
             "0.4200 against 0.4500 (15 full-data steps" in markdown)
     assert "Time to accuracy" not in markdown  # these records carry no test probes
@@ -168,3 +174,6 @@ def test_the_report_keeps_one_rule_and_measures_time_to_accuracy(tmp_path):
     assert reach["10"]["hdt"] == {"total_flops": 1e11 + 10 * 2.5e10, "total_wall_s": 17}
     assert reach["2.5"]["hdt"] == {"total_flops": None, "total_wall_s": None}  # 0.43 > 0.41
     assert not reach["25"]["met_by_starting_weights"]
+    assert "standin_zeroshot_mse" not in head  # "/stand-in" is no stand-in folder's name
+    # One plot of test MSE against total compute, distillation included.
+    assert (tmp_path / "finetune_cost" / "compute_ETTh1_moirai-small.png").is_file()

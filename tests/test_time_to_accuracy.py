@@ -13,6 +13,7 @@ from time_to_accuracy import (  # noqa: E402
     CurvePoint,
     curve_points,
     first_reach,
+    mse_against_compute,
     selected_test_mse,
     time_to_accuracy,
 )
@@ -57,3 +58,11 @@ def test_curve_points_read_validation_rows_of_the_metrics_file():
             {"step": 5, "train_loss": 1.0, "wall_s": 1},
             {"step": 0, "val_mse": 0.9, "test_mse_probe": 0.8, "wall_s": 0}]
     assert [p.step for p in curve_points(rows)] == [0, 10]
+
+
+def test_accuracy_against_compute_counts_distillation_and_ends_with_the_shortest_seed():
+    long = curve((0, 1.0, 0.9), (10, 0.8, 0.7), (20, 0.9, 0.1), (40, 0.6, 0.5))
+    short = curve((0, 1.0, 0.9), (10, 0.7, 0.5))
+    points = mse_against_compute([long, short], flops_per_step=2.0, distill_flops=100.0)
+    # The selected model's test MSE (step 20's 0.1 is never selected), mean over seeds.
+    assert points == [(100.0, pytest.approx(0.9)), (120.0, pytest.approx(0.6))]
