@@ -96,7 +96,8 @@ def run_in_workers(function: Callable[[dict], str], jobs: list[dict], workers: i
 
 
 def distil_job(job: dict) -> str:
-    """Make the set `job["set"]` with `job["method"]` (settings overrides in job["settings"])."""
+    """Make the set `job["set"]` with `job["method"]` (settings overrides in job["settings"],
+    distillation seed job["seed"], 0 if absent)."""
     import torch
 
     from hdt_finetune.data import DataSpec
@@ -108,7 +109,8 @@ def distil_job(job: dict) -> str:
     settings = apply_overrides(DistillSettings(), job.get("settings", []))
     out = Path(job["set"])  # an older or damaged set of ours is replaced
     run_distillation(DistillConfig(data=DataSpec(job["dataset"]), method=job["method"],
-                                   out=out, length=job["length"], seed=0, overwrite=out.exists(),
+                                   out=out, length=job["length"], seed=job.get("seed", 0),
+                                   overwrite=out.exists(),
                                    settings=settings, show_progress=False))
     return f"distilled {job['set']}"
 

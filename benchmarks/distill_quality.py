@@ -1,6 +1,6 @@
 """The published distillation table rerun by us, plus the sweep over synthetic length M.
 
-    python benchmarks/distill_quality.py run [datasets=ETTh1] [methods=hdt,random] [seeds=5]
+    python benchmarks/distill_quality.py run [datasets=ETTh1] [methods=hdt,random] [seeds=2]
     python benchmarks/distill_quality.py sweep [lengths=192,384] [methods=hdt,condtsf,random]
     python benchmarks/distill_quality.py report  # regenerate report, summary and plot
     python benchmarks/distill_quality.py run smoke=true   # a minute: tiny settings, DLinear
@@ -9,7 +9,15 @@
 With smoke=true (ETTh1, Random and HDT at seconds-long settings, DLinear, one seed)
 everything goes under runs/smoke/; `report smoke=true` reads it back.
 
-One JSON record per (dataset, method, M, backbone) in results/distill_quality/records/.
+Random, MTT, CondTSF and HDT are distilled with DISTILL_SEEDS seeds at M = 384, the other
+methods (Base, the ablations) and the sweep with seed 0 only; each set is evaluated with
+`seeds` training seeds per backbone. A method's MSE is the mean over every (distillation
+seed, training seed) pair and its std covers both. Each method's tuning datasets are in
+TUNED_ON; the report gives every method's mean over all datasets and over the datasets
+it was not tuned on.
+
+One JSON record per (dataset, method, M, backbone, distillation seed) in
+results/distill_quality/records/.
 Generated from them: results/distill_quality/report.md, results/distill_quality_summary.json
 and results/distill_quality/mse_vs_length.png.
 """
@@ -35,6 +43,13 @@ from benchmark_jobs import (
 
 BACKBONES = ("dlinear", "itransformer", "xpatch")
 METHODS = ("random", "base", "mtt", "condtsf", "hdt_freq", "hdt_harm", "hdt")
+SEEDED_METHODS = ("random", "mtt", "condtsf", "hdt")  # DISTILL_SEEDS sets each at M = 384
+DISTILL_SEEDS = 3
+# Where each method's settings were chosen on validation (tuning_etth1.md for HDT and its
+# ablations, baseline_tuning/ for MTT and CondTSF; Random and Base have nothing tuned).
+TUNED_ON = {"hdt": ("ETTh1", "ETTh2", "ETTm2"), "hdt_freq": ("ETTh1", "ETTh2", "ETTm2"),
+            "hdt_harm": ("ETTh1", "ETTh2", "ETTm2"), "mtt": ("ETTh1", "ETTm1"),
+            "condtsf": ("ETTh1", "ETTm1"), "random": (), "base": ()}
 
 # PROTOCOL.md: published MSE at M = 384, DLinear / iTransformer / xPatch.
 PUBLISHED = {
@@ -59,15 +74,19 @@ def results(paths: BenchmarkPaths):
 
 
 def record_path(paths: BenchmarkPaths, cell: dict, backbone: str):
-    name = f"{cell['dataset']}__{cell['method']}__M{cell['length']}__{backbone}.json"
+    name = (f"{cell['dataset']}__{cell['method']}__M{cell['length']}__{backbone}"
+            f"__dseed{cell['seed']}.json")
     return results(paths) / "records" / name
 
 
 def cells(paths: BenchmarkPaths, datasets: list[str], methods: list[str], lengths: list[int],
-          settings: tuple[str, ...] = ()) -> list[dict]:
-    return [{"dataset": d, "method": m, "length": n, "settings": list(settings),
-             "set": str(paths.sets / f"{d}_{m}_M{n}_seed0")}
-            for d in datasets for m in methods for n in lengths]
+          settings: tuple[str, ...] = (), distill_seeds: int = DISTILL_SEEDS) -> list[dict]:
+    """Every (dataset, method, M, distillation seed) to distil and evaluate: the seeded
+    methods get `distill_seeds` seeds at M = 384, everything else seed 0."""
+    return [{"dataset": d, "method": m, "length": n, "settings": list(settings), "seed": k,
+             "set": str(paths.sets / f"{d}_{m}_M{n}_seed{k}")}
+            for d in datasets for m in methods for n in lengths
+            for k in range(distill_seeds if m in SEEDED_METHODS and n == 384 else 1)]
 
 
 @dataclass(frozen=True)
@@ -75,7 +94,7 @@ class RunArgs:
     datasets: tuple[str, ...] = ("ETTh1", "ETTh2", "ETTm1", "ETTm2", "exchange_rate")
     methods: tuple[str, ...] = METHODS
     backbones: tuple[str, ...] = BACKBONES
-    seeds: int = 5
+    seeds: int = 2  # training seeds per set and backbone
     workers: int = 2
     smoke: bool = False  # ETTh1, Random and HDT at tiny settings, DLinear, into runs/smoke/
 
@@ -85,7 +104,7 @@ class SweepArgs:
     lengths: tuple[int, ...] = (192, 384, 768, 1536)
     methods: tuple[str, ...] = ("hdt", "condtsf", "random")
     backbones: tuple[str, ...] = BACKBONES
-    seeds: int = 5
+    seeds: int = 2
     workers: int = 2
 
 
@@ -97,52 +116,82 @@ def execute(paths: BenchmarkPaths, planned: list[dict], args: RunArgs | SweepArg
     report(paths)
 
 
+@dataclass
+class Cell:
+    """One (dataset, method, M, backbone) over its distillation seeds' records."""
+
+    records: list[dict]
+
+    @property
+    def mses(self) -> list[float]:  # every (distillation seed, training seed) pair
+        return [s["mse"] for r in self.records for s in r["seeds"]]
+
+    @property
+    def mse_mean(self) -> float:
+        return statistics.fmean(self.mses)
+
+    @property
+    def mse_std(self) -> float:
+        return statistics.stdev(self.mses) if len(self.mses) > 1 else 0.0
+
+    @property
+    def distill_wall_s(self) -> float:
+        return statistics.fmean(r["distill_cost"]["wall_s"] for r in self.records)
+
+    @property
+    def distill_seeds(self) -> int:
+        return len({r["distill_seed"] for r in self.records})
+
+
 def report(paths: BenchmarkPaths) -> None:
     from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
 
     out, summary_path = results(paths), paths.results / "distill_quality_summary.json"
-    records = load_records(out / "records")
-    table = defaultdict(dict)  # (dataset, method, length) -> backbone -> record
-    for r in records:
-        table[(r["dataset"], r["method"], r["length"])][r["backbone"]] = r
+    grouped = defaultdict(lambda: defaultdict(list))  # (dataset, method, M) -> backbone -> records
+    for r in load_records(out / "records"):
+        grouped[(r["dataset"], r["method"], r["length"])][r["backbone"]].append(r)
+    table = {key: {b: Cell(rs) for b, rs in by_b.items()} for key, by_b in grouped.items()}
     summary: dict = defaultdict(dict)
     lines = [
         "# Distillation quality (generated from records/, do not edit)",
         "",
         "Test MSE (scaled, 96 -> 96) of fresh backbones trained on each synthetic set, mean ± "
-        "std over seeds; sets distilled once with seed 0. `paper` is the published MSE "
-        "(PROTOCOL.md), never ours. `mean` is the cross-architecture mean.",
+        "std over every (distillation seed, training seed) pair; `dseeds` is the number of "
+        "distillation seeds. `paper` is the published MSE (PROTOCOL.md), never ours. `mean` "
+        "is the cross-architecture mean.",
         "",
-        "| dataset | method | M | DLinear | iTransformer | xPatch | mean | paper D/iT/xP | "
-        "paper mean | distil s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | method | M | dseeds | DLinear | iTransformer | xPatch | mean | "
+        "paper D/iT/xP | paper mean | distil s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (dataset, method, length), by_backbone in sorted(table.items()):
         cells_ = [by_backbone.get(b) for b in BACKBONES]
-        text = [f"{r['mse_mean']:.4f} ± {r['mse_std']:.4f}" if r else "" for r in cells_]
-        done = [r["mse_mean"] for r in cells_ if r]
+        text = [f"{c.mse_mean:.4f} ± {c.mse_std:.4f}" if c else "" for c in cells_]
+        done = [c.mse_mean for c in cells_ if c]
         mean = statistics.fmean(done) if len(done) == len(BACKBONES) else None
         paper = PUBLISHED.get(method, {}).get(dataset) if length == 384 else None
         paper_mean = PUBLISHED_MEAN.get(method, {}).get(dataset) if length == 384 else None
         if paper and paper_mean is None:
             paper_mean = statistics.fmean(paper)
-        any_record = next(r for r in cells_ if r)
-        cost = any_record["distill_cost"]
+        any_cell = next(c for c in cells_ if c)
+        peak = any_cell.records[0]["distill_cost"].get("peak_rss_mb") or 0
         lines.append(
-            f"| {dataset} | {method} | {length} | {' | '.join(text)} | "
-            f"{'' if mean is None else f'{mean:.4f}'} | "
+            f"| {dataset} | {method} | {length} | {any_cell.distill_seeds} | "
+            f"{' | '.join(text)} | {'' if mean is None else f'{mean:.4f}'} | "
             f"{'/'.join(f'{p:.3f}' for p in paper) if paper else ''} | "
             f"{'' if paper_mean is None else f'{paper_mean:.3f}'} | "
-            f"{cost['wall_s']:.0f} | {cost.get('peak_rss_mb') or 0:.0f} |"
+            f"{any_cell.distill_wall_s:.0f} | {peak:.0f} |"
         )
         if length == 384 and mean is not None:
             summary[dataset][method] = {
                 "mse_mean_cross_arch": mean,
-                "mse_by_backbone": {b: r["mse_mean"] for b, r in zip(BACKBONES, cells_,
-                                                                     strict=True)},
-                "distill_wall_s": cost["wall_s"],
-                "peak_rss_mb": cost.get("peak_rss_mb"),
+                "mse_by_backbone": {b: c.mse_mean for b, c in zip(BACKBONES, cells_,
+                                                                  strict=True)},
+                "distill_seeds": any_cell.distill_seeds,
+                "distill_wall_s": any_cell.distill_wall_s,
+                "peak_rss_mb": peak,
             }
+    lines += ["", *_held_out_lines(summary)]
     out.mkdir(parents=True, exist_ok=True)
     plot = _plot_sweep(table, out / "mse_vs_length.png")
     if plot:
@@ -150,6 +199,46 @@ def report(paths: BenchmarkPaths) -> None:
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     atomic_write_json(summary_path, summary)
     print(f"wrote {out / 'report.md'} and {summary_path}")
+
+
+def held_out_means(summary: dict) -> dict[str, dict]:
+    """Per method at M = 384: the cross-architecture MSE averaged over every dataset it has,
+    over the datasets it was not tuned on, and over the datasets no method was tuned on
+    (None where it has none of them)."""
+    untouched = {d for d in summary} - {d for tuned in TUNED_ON.values() for d in tuned}
+    methods = sorted({m for by_method in summary.values() for m in by_method})
+
+    def mean_over(method: str, datasets: set[str]) -> float | None:
+        values = [summary[d][method]["mse_mean_cross_arch"] for d in sorted(datasets)
+                  if method in summary.get(d, {})]
+        return statistics.fmean(values) if values else None
+
+    return {m: {"tuned_on": list(TUNED_ON.get(m, ())),
+                "all": mean_over(m, set(summary)),
+                "not_tuned_on": mean_over(m, set(summary) - set(TUNED_ON.get(m, ()))),
+                "tuned_on_by_none": mean_over(m, untouched),
+                "datasets_tuned_on_by_none": sorted(untouched)} for m in methods}
+
+
+def _held_out_lines(summary: dict) -> list[str]:
+    means = held_out_means(summary)
+    if not means:
+        return []
+
+    def text(value: float | None) -> str:
+        return "" if value is None else f"{value:.4f}"
+
+    lines = ["Tuning and held-out datasets (M = 384, cross-architecture mean MSE averaged "
+             "over datasets; lower is better). A method looks better on the datasets its "
+             "settings were chosen on; the last column compares every method on the "
+             "datasets none was tuned on.", "",
+             "| method | tuned on | all datasets | not tuned on | tuned on by none |",
+             "|---|---|---|---|---|"]
+    for method, row in means.items():
+        lines.append(f"| {method} | {', '.join(row['tuned_on']) or 'nothing tuned'} | "
+                     f"{text(row['all'])} | {text(row['not_tuned_on'])} | "
+                     f"{text(row['tuned_on_by_none'])} |")
+    return lines
 
 
 def _plot_sweep(table: dict, path):
@@ -163,7 +252,7 @@ def _plot_sweep(table: dict, path):
     for (dataset, method, length), by_backbone in table.items():
         if dataset == "ETTh1" and len(by_backbone) == len(BACKBONES):
             series[method].append((length, statistics.fmean(
-                r["mse_mean"] for r in by_backbone.values())))
+                c.mse_mean for c in by_backbone.values())))
     series = {m: sorted(p) for m, p in series.items() if len(p) > 1}
     if not series:
         return None
@@ -188,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run" and args.smoke:
         args = RunArgs(datasets=("ETTh1",), methods=("random", "hdt"), backbones=("dlinear",),
                        seeds=1, workers=1, smoke=True)
-        execute(paths, cells(paths, ["ETTh1"], list(args.methods), [384], SMOKE_DISTILL), args)
+        execute(paths, cells(paths, ["ETTh1"], list(args.methods), [384], SMOKE_DISTILL,
+                             distill_seeds=2), args)
     elif command == "run":
         execute(paths, cells(paths, list(args.datasets), list(args.methods), [384]), args)
     elif command == "sweep":

@@ -1,0 +1,51 @@
+"""The distillation-quality report over distillation seeds, and its held-out view."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import distill_quality  # noqa: E402
+from benchmark_jobs import BenchmarkPaths  # noqa: E402
+
+
+def record(dataset, method, backbone, dseed, mses):
+    return {"dataset": dataset, "method": method, "backbone": backbone, "length": 384,
+            "distill_seed": dseed, "distill_cost": {"wall_s": 10.0 + dseed},
+            "seeds": [{"mse": m} for m in mses]}
+
+
+def test_the_std_covers_distillation_and_training_seeds_and_tuning_datasets_are_named(
+        tmp_path):
+    records = tmp_path / "distill_quality" / "records"
+    records.mkdir(parents=True)
+    rows = []
+    for dataset, shift in (("ETTh1", 0.0), ("exchange_rate", 1.0)):
+        for backbone in distill_quality.BACKBONES:
+            rows += [record(dataset, "hdt", backbone, 0, [0.30 + shift, 0.32 + shift]),
+                     record(dataset, "hdt", backbone, 1, [0.40 + shift, 0.42 + shift]),
+                     record(dataset, "random", backbone, 0, [0.50 + shift, 0.50 + shift])]
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(json.dumps(row))
+    distill_quality.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    summary = json.loads((tmp_path / "distill_quality_summary.json").read_text())
+    hdt = summary["ETTh1"]["hdt"]
+    assert hdt["mse_mean_cross_arch"] == pytest.approx(0.36)
+    assert hdt["distill_seeds"] == 2 and hdt["distill_wall_s"] == pytest.approx(10.5)
+    markdown = (tmp_path / "distill_quality" / "report.md").read_text()
+    spread = statistics.stdev([0.30, 0.32, 0.40, 0.42])  # both kinds of seed, not one
+    assert f"| ETTh1 | hdt | 384 | 2 | 0.3600 ± {spread:.4f} |" in markdown
+    means = distill_quality.held_out_means(summary)
+    # HDT was tuned on ETTh1: its held-out mean is exchange_rate's alone.
+    assert means["hdt"]["all"] == pytest.approx((0.36 + 1.36) / 2)
+    assert means["hdt"]["not_tuned_on"] == pytest.approx(1.36)
+    assert means["random"]["not_tuned_on"] == pytest.approx(1.0)
+    assert means["hdt"]["datasets_tuned_on_by_none"] == ["exchange_rate"]
+    assert "| hdt | ETTh1, ETTh2, ETTm2 | 0.8600 | 1.3600 | 1.3600 |" in markdown
