@@ -39,7 +39,8 @@ def test_changed_hyper_parameters_are_not_resumed_into_an_old_run(tmp_path, shar
                                              "overwrite=true"):
         run_finetune(config(out, "learning_rate=0.5"))
     assert json.loads((out / "record.json").read_text())["config"]["learning_rate"] == "0.001"
-    for change in ("weight_decay=0.1", "warmup_steps=0", "patience=1", "max_grad_norm=0.5"):
+    for change in ("weight_decay=0.1", "warmup_steps=0", "patience=1", "max_grad_norm=0.5",
+                   "curve_test_stride=8"):
         with pytest.raises(RunFolderError, match=change.split("=")[0]):
             run_finetune(config(out, "learning_rate=1e-3", change))
     record = run_finetune(config(out, "learning_rate=0.5", "overwrite=true"))
