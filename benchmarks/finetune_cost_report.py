@@ -269,6 +269,7 @@ def _section(dataset: str, model: str, weights: str | None, arms: dict[str, Arm]
     sharing = sorted({r.get("concurrent_runs", 1) for arm in arms.values() for r in arm.runs})
     return {"title": f"{dataset}, {model}", "weights": weights, "rows": rows, "grid": grid,
             "head": head, "targets": _target_lines(arms, head),
+            "compute": _compute_lines(head, arms),
             "sharing": "runs at a time (one thread each): " + ", ".join(map(str, sharing))}
 
 
@@ -338,8 +339,9 @@ def _context(records: list[dict]) -> dict:
             "rule": last["rule"]}
 
 
-def _compute_lines(head: dict) -> list[str]:
-    """Equal compute and time to accuracy, where the records carry them (markdown)."""
+def _compute_lines(head: dict, arms: dict[str, Arm]) -> list[str]:
+    """Equal compute and time to accuracy, where the records carry them (markdown). Each
+    arm's column says how many seeds it holds: one still running has fewer."""
     lines = []
     for arm, row in head.get("equal_compute", {}).items():
         verdict = "beats" if row["mse"] < row["full_mse_same_total_flops"] else "does not beat"
@@ -350,17 +352,18 @@ def _compute_lines(head: dict) -> list[str]:
             f"steps full data reaches {row['full_mse_same_train_flops']:.4f}).")
     reach = head.get("time_to_accuracy")
     if reach:
-        arms = [a for a in reach[next(iter(reach))] if a not in ("target_mse",
-                                                                "met_by_starting_weights")]
+        names = [a for a in reach[next(iter(reach))] if a not in ("target_mse",
+                                                                 "met_by_starting_weights")]
         lines += ["", "Time to accuracy: total FLOPs / wall s, distillation included, until "
                   "the model each arm would select first reaches the target (full data's "
                   "selected test MSE on the probed subset + the margin); never = some seed "
-                  "never did.", "", "| target | " + " | ".join(LABELS[a] for a in arms) + " |",
-                  "|---|" + "---|" * len(arms)]
+                  "never did.", "", "| target | " + " | ".join(
+                      f"{LABELS[a]} ({len(arms[a].runs)} seeds)" for a in names) + " |",
+                  "|---|" + "---|" * len(names)]
         for margin, row in reach.items():
             cells = ["never" if row[a]["total_flops"] is None else
                      f"{row[a]['total_flops']:.2e} / {row[a]['total_wall_s']:.0f}"
-                     for a in arms]
+                     for a in names]
             start = " (met by the starting weights)" if row["met_by_starting_weights"] else ""
             lines.append(f"| +{margin}%: {row['target_mse']:.4f}{start} | "
                          + " | ".join(cells) + " |")
@@ -378,7 +381,7 @@ def _markdown(sections: list[dict], figures: list[Path], context: dict) -> str:
                   ""]
         lines += [f"- {row[0]}: {', '.join(row[1:-1])} -> {row[-1]}" for row in s["grid"]]
         lines += ["", "Targets:", ""] + [f"- {t}" for t in s["targets"]] + [""]
-        lines += _compute_lines(s["head"])
+        lines += s["compute"]
     lines += [f"![{f.stem}]({f.name})" for f in figures]
     lines += ["", "## Machine and packages", "", "```",
               json.dumps(context, indent=2, sort_keys=True), "```", ""]
@@ -400,9 +403,8 @@ def _html(sections: list[dict], figures: list[Path], context: dict) -> str:
                     f"<table><tr>{head}</tr>{rows}</table>"
                     f"<p>Learning-rate selection (validation, seed 0):</p><ul>{grid}</ul>"
                     f"<p>Targets:</p><ul>{targets}</ul>")
-        compute = _compute_lines(s["head"])
-        if compute:
-            body.append("<pre>" + html.escape("\n".join(compute)) + "</pre>")
+        if s["compute"]:
+            body.append("<pre>" + html.escape("\n".join(s["compute"])) + "</pre>")
     for figure in figures:
         data = base64.b64encode(figure.read_bytes()).decode()
         body.append(f'<p><img alt="{figure.stem}" src="data:image/png;base64,{data}"></p>')

@@ -175,5 +175,7 @@ def test_the_report_keeps_one_rule_and_measures_time_to_accuracy(tmp_path):
     assert reach["2.5"]["hdt"] == {"total_flops": None, "total_wall_s": None}  # 0.43 > 0.41
     assert not reach["25"]["met_by_starting_weights"]
     assert "standin_zeroshot_mse" not in head  # "/stand-in" is no stand-in folder's name
+    markdown = (tmp_path / "finetune_cost" / "report.md").read_text()
+    assert "| target | full data (1 seeds) | HDT set (1 seeds) |" in markdown
     # One plot of test MSE against total compute, distillation included.
     assert (tmp_path / "finetune_cost" / "compute_ETTh1_moirai-small.png").is_file()
