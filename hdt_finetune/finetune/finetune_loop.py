@@ -244,6 +244,11 @@ def run_settings(config: FinetuneConfig, windows: FinetuneData, data: PreparedDa
 
 
 def _check_finite(value: float, what: str, step: int, config: FinetuneConfig) -> None:
+    if not math.isfinite(value) and step == 0:  # nothing trained yet: the start is at fault
+        raise FinetuneDivergedError(
+            f"the starting weights give a {what} of {value} before any training step: check "
+            f"the weights ({config.model.source or config.model.init}) and the validation "
+            f"data of {config.dataset}")
     if not math.isfinite(value):
         raise FinetuneDivergedError(
             f"the fine-tune diverged at step {step}: the {what} is {value}. Lower "

@@ -97,6 +97,16 @@ def test_a_diverging_fine_tune_stops_with_advice_and_writes_no_nan(tmp_path, sha
     assert "bad value for learning_rate: 'inf'" in err and "Traceback" not in err
 
 
+def test_a_non_finite_start_blames_the_weights_not_the_learning_rate(tmp_path):
+    from hdt_finetune.finetune.finetune_loop import _check_finite
+
+    with pytest.raises(FinetuneDivergedError, match=r"starting weights give a validation MSE "
+                                                    r"of nan before any training step"):
+        _check_finite(float("nan"), "validation MSE", 0, config(tmp_path / "run"))
+    with pytest.raises(FinetuneDivergedError, match="diverged at step 10.*Lower learning_rate"):
+        _check_finite(float("inf"), "validation MSE", 10, config(tmp_path / "run"))
+
+
 def test_an_early_stopped_run_rerun_trains_no_further(tmp_path, shared_data_dir):
     out = tmp_path / "run"
     args = ("max_steps=60", "eval_every=1", "save_every=1", "patience=1", "learning_rate=3e-2")
