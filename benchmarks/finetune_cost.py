@@ -11,8 +11,9 @@ a few steps, SMOKE_RULE) everything goes under runs/smoke/; `report smoke=true` 
 
 For each (dataset, model) the arms (ARMS, in finetune_cost_arms.py, which the report reads
 too) are: zero-shot, full-data fine-tune, HDT-distilled, CondTSF-distilled and a Random
-subset of the same size (M = 384 rows per channel). Every arm gets the same selection rule
-(RULE, beside them): each learning rate of the grid is tried with seed 0, the one with the
+subset of the same size (M = 384 rows per channel; two training seeds, the others `seeds`),
+and full data trained for the HDT and CondTSF arms' budgets. Every arm gets the same
+selection rule (RULE, beside them): each learning rate of the grid is tried with seed 0, the one with the
 lowest validation MSE wins, and seeds 1.. rerun with it. Every arm validates at the same
 optimizer steps (the starting weights, 10, 20, ..., 320, then every 200) on the same subset,
 with the same patience and step cap, so the number of steps is chosen by one rule; the test
@@ -54,6 +55,7 @@ from finetune_cost_arms import (
     SMOKE_RULE,
     TRAINED_ARMS,
     SelectionRule,
+    arm_seeds,
 )
 
 
@@ -292,12 +294,13 @@ def run(args: RunArgs) -> None:
         run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
                                       if not record_is_current(j)], workers)
         chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm) for arm in arms}
-        jobs = [job(arm, chosen[arm], seed) for arm in arms for seed in range(1, seeds)
-                if chosen[arm] is not None]
+        jobs = [job(arm, chosen[arm], seed) for arm in arms
+                for seed in range(1, arm_seeds(arm, seeds)) if chosen[arm] is not None]
         run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
                                       if not record_is_current(j)], workers)
         # Full data at the set arms' compute, under the same rule (its own grid and seeds).
-        budgets = {arm: matched_budget(paths, rule, dataset, model, matched, seeds)
+        budgets = {arm: matched_budget(paths, rule, dataset, model, matched,
+                                       arm_seeds(matched[0], seeds))
                    for arm, matched in MATCHED_ARMS.items()}
         budgets = {arm: budget for arm, budget in budgets.items() if budget is not None}
         for phase in ("grid", "seeds"):
@@ -306,7 +309,7 @@ def run(args: RunArgs) -> None:
             jobs = ([job(arm, lr, 0, budget=budgets[arm]) for arm in budgets
                      for lr in rule.learning_rates] if phase == "grid" else
                     [job(arm, chosen[arm], seed, budget=budgets[arm]) for arm in budgets
-                     for seed in range(1, seeds) if chosen[arm] is not None])
+                     for seed in range(1, arm_seeds(arm, seeds)) if chosen[arm] is not None])
             run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
                                           if not record_is_current(j)], workers)
     report(paths)

@@ -17,6 +17,8 @@ class ArmSpec:
     # A compute-matched full-data arm: (the set arm, "train" for its fine-tuning steps or
     # "total" for those plus its distillation's FLOPs in full-data steps) sets max_steps.
     matched: tuple[str, str] | None = None
+    # At most this many training seeds (None: the benchmark's `seeds`), where compute is cut.
+    max_seeds: int | None = None
 
 
 ARMS = (
@@ -25,7 +27,8 @@ ARMS = (
     ArmSpec("full", "full data", trained=True),
     ArmSpec("hdt", "HDT set", trained=True, method="hdt"),
     ArmSpec("condtsf", "CondTSF set", trained=True, method="condtsf"),
-    ArmSpec("random", "Random subset", trained=True, method="random"),
+    # Two seeds: the compute plan cuts seeds before datasets, and Random first.
+    ArmSpec("random", "Random subset", trained=True, method="random", max_seeds=2),
     ArmSpec("full_at_hdt_train", "full data, HDT's steps", trained=True,
             matched=("hdt", "train")),
     ArmSpec("full_at_hdt_total", "full data, HDT's steps + distillation FLOPs", trained=True,
@@ -40,6 +43,12 @@ MATCHED_ARMS = {arm.name: arm.matched for arm in ARMS if arm.matched}
 TRAINED_ARMS = tuple(arm.name for arm in ARMS if arm.trained and not arm.matched)
 ZERO_SHOT_ARMS = tuple(arm.name for arm in ARMS if not arm.trained)
 SET_ARMS = {arm.name: arm.method for arm in ARMS if arm.method}
+
+
+def arm_seeds(arm: str, seeds: int) -> int:
+    """How many training seeds `arm` runs when the benchmark asks for `seeds`."""
+    cap = next(spec.max_seeds for spec in ARMS if spec.name == arm)
+    return seeds if cap is None else min(seeds, cap)
 
 
 @dataclass(frozen=True)

@@ -179,3 +179,9 @@ def test_the_report_keeps_one_rule_and_measures_time_to_accuracy(tmp_path):
     assert "| target | full data (1 seeds) | HDT set (1 seeds) |" in markdown
     # One plot of test MSE against total compute, distillation included.
     assert (tmp_path / "finetune_cost" / "compute_ETTh1_moirai-small.png").is_file()
+
+
+def test_random_runs_two_seeds_where_the_others_run_three():
+    assert finetune_cost_arms.arm_seeds("random", 3) == 2
+    assert finetune_cost_arms.arm_seeds("hdt", 3) == 3
+    assert finetune_cost_arms.arm_seeds("random", 1) == 1
