@@ -13,13 +13,13 @@ For each (dataset, model) the arms (ARMS, in finetune_cost_arms.py, which the re
 too) are: zero-shot, full-data fine-tune, HDT-distilled, CondTSF-distilled and a Random
 subset of the same size (M = 384 rows per channel; two training seeds, the others `seeds`),
 and full data trained for the HDT and CondTSF arms' budgets. Every arm gets the same
-selection rule (RULE, beside them): each learning rate of the grid is tried with seed 0,
-the one with the lowest validation MSE wins, and seeds 1.. rerun with it. Every arm
-validates at the same optimizer steps (the starting weights, 10, 20, ..., 320, then every
-200) on the same subset, with the same patience and step cap, so the number of steps is
-chosen by one rule; the test subset probed at each validation feeds the curves and time to accuracy only, and the
-selected model is tested once, on every window. Records made under the older rule (which
-validated by epochs) say so in their "rule" field and must be rerun, not mixed in.
+selection rule (RULE, beside them): each learning rate of the grid is tried with seed 0, the
+one with the lowest validation MSE wins, and seeds 1.. rerun with it. Every arm validates at
+the same optimizer steps (the starting weights, 10, 20, ..., 320, then every 200) on the
+same subset, with the same patience and step cap, so the number of steps is chosen by one
+rule; the test subset probed at each validation feeds the curves and time to accuracy only,
+and the selected model is tested once, on every window. Records made under the older rule
+(which validated by epochs) say so in their "rule" field and must be rerun, not mixed in.
 Weights: Salesforce's published ones when the hub answers, else a stand-in Moirai pretrained
 here on a corpus without the evaluated dataset's family (built once, cached).
 
