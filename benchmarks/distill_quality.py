@@ -24,6 +24,7 @@ and results/distill_quality/mse_vs_length.png.
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 from collections import defaultdict
@@ -36,7 +37,6 @@ from benchmark_jobs import (
     command_line,
     distil_job,
     evaluate_job,
-    load_records,
     plan,
     run_in_workers,
 )
@@ -148,7 +148,14 @@ def report(paths: BenchmarkPaths) -> None:
 
     out, summary_path = results(paths), paths.results / "distill_quality_summary.json"
     grouped = defaultdict(lambda: defaultdict(list))  # (dataset, method, M) -> backbone -> records
-    for r in load_records(out / "records"):
+    seen: dict[tuple, str] = {}
+    for path in sorted((out / "records").glob("*.json")):
+        r = json.loads(path.read_text())
+        key = (r["dataset"], r["method"], r["length"], r["backbone"], r["distill_seed"])
+        if key in seen:  # e.g. an older program's record beside today's: never mixed
+            raise SystemExit(f"error: {path.name} and {seen[key]} hold the same set and "
+                             "backbone; remove the older one (git rm) and rerun")
+        seen[key] = path.name
         grouped[(r["dataset"], r["method"], r["length"])][r["backbone"]].append(r)
     table = {key: {b: Cell(rs) for b, rs in by_b.items()} for key, by_b in grouped.items()}
     summary: dict = defaultdict(dict)

@@ -49,3 +49,15 @@ def test_the_std_covers_distillation_and_training_seeds_and_tuning_datasets_are_
     assert means["random"]["not_tuned_on"] == pytest.approx(1.0)
     assert means["hdt"]["datasets_tuned_on_by_none"] == ["exchange_rate"]
     assert "| hdt | ETTh1, ETTh2, ETTm2 | 0.8600 | 1.3600 | 1.3600 |" in markdown
+
+
+def test_an_older_record_of_the_same_set_is_never_mixed_in(tmp_path):
+    records = tmp_path / "distill_quality" / "records"
+    records.mkdir(parents=True)
+    old = record("ETTh1", "hdt", "dlinear", 0, [0.3] * 5)  # the older naming, five seeds
+    (records / "ETTh1__hdt__M384__dlinear.json").write_text(json.dumps(old))
+    (records / "ETTh1__hdt__M384__dlinear__dseed0.json").write_text(json.dumps(
+        record("ETTh1", "hdt", "dlinear", 0, [0.4, 0.4])))
+    with pytest.raises(SystemExit, match="ETTh1__hdt__M384__dlinear__dseed0.json and "
+                                         "ETTh1__hdt__M384__dlinear.json hold the same set"):
+        distill_quality.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
