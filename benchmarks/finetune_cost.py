@@ -48,6 +48,7 @@ from benchmark_jobs import (
     set_is_current,
 )
 from finetune_cost_arms import (
+    LABELS,
     MATCHED_ARMS,
     RULE,
     SET_ARMS,
@@ -70,6 +71,9 @@ class RunArgs:
     # auto: the published weights if the hub answers, else the stand-in; random: a random
     # init (the smoke run's)
     weights: Literal["auto", "hub", "standin", "random"] = "auto"
+    # Only these arms (ARMS names; empty: all), e.g. arms=zeroshot,random_init for the
+    # weights' zero-shot MSE alone. A matched arm runs once its set arm's seeds have.
+    arms: tuple[str, ...] = ()
     smoke: bool = False
 
 
@@ -275,21 +279,31 @@ def run(args: RunArgs) -> None:
         rule, settings = SMOKE_RULE, list(SMOKE_DISTILL)
     size, seeds, workers = args.size, args.seeds, args.workers
     model = f"moirai-{size}"
+    unknown = set(args.arms) - set(LABELS)
+    if unknown:
+        raise SystemExit(f"error: unknown arms {sorted(unknown)}; known: {sorted(LABELS)}")
+
+    def wanted(arm: str) -> bool:
+        return not args.arms or arm in args.arms
+
     for dataset in args.datasets:
         distils = [{"dataset": dataset, "method": method, "length": SET_LENGTH,
                     "set": str(set_folder(paths, dataset, arm)), "settings": settings}
                    for arm, method in SET_ARMS.items()
-                   if not set_is_current(set_folder(paths, dataset, arm))]
+                   if (wanted(arm) or any(wanted(m) for m, (a, _) in MATCHED_ARMS.items()
+                                          if a == arm))
+                   and not set_is_current(set_folder(paths, dataset, arm))]
         run_in_workers(distil_job, distils, 1)
         weights = resolve_weights(dataset, size, args.weights, paths)
         print(f"{dataset}: weights {weights}", flush=True)
-        arms = list(TRAINED_ARMS)
+        arms = [arm for arm in TRAINED_ARMS if wanted(arm)]
 
         def job(arm: str, lr: float | None, seed: int, weights: str = weights,
                 dataset: str = dataset, budget: dict | None = None) -> dict:
             return arm_job(paths, rule, dataset, size, weights, arm, lr, seed, budget)
 
-        jobs = [job("zeroshot", None, 0), job("random_init", None, 0, "random")]
+        jobs = [j for j in (job("zeroshot", None, 0), job("random_init", None, 0, "random"))
+                if wanted(j["arm"])]
         jobs += [job(arm, lr, 0) for arm in arms for lr in rule.learning_rates]
         run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
                                       if not record_is_current(j)], workers)
@@ -301,7 +315,7 @@ def run(args: RunArgs) -> None:
         # Full data at the set arms' compute, under the same rule (its own grid and seeds).
         budgets = {arm: matched_budget(paths, rule, dataset, model, matched,
                                        arm_seeds(matched[0], seeds))
-                   for arm, matched in MATCHED_ARMS.items()}
+                   for arm, matched in MATCHED_ARMS.items() if wanted(arm)}
         budgets = {arm: budget for arm, budget in budgets.items() if budget is not None}
         for phase in ("grid", "seeds"):
             chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm, budget)

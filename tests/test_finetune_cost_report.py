@@ -185,3 +185,10 @@ def test_random_runs_two_seeds_where_the_others_run_three():
     assert finetune_cost_arms.arm_seeds("random", 3) == 2
     assert finetune_cost_arms.arm_seeds("hdt", 3) == 3
     assert finetune_cost_arms.arm_seeds("random", 1) == 1
+
+
+def test_an_unknown_arm_is_named_before_anything_runs(tmp_path, capsys):
+    import finetune_cost
+
+    with pytest.raises(SystemExit, match=r"unknown arms \['ful'\]; known: "):
+        finetune_cost.run(finetune_cost.RunArgs(arms=("zeroshot", "ful")))
