@@ -131,13 +131,19 @@ def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths)
     return str(folder)
 
 
-def standins(args: RunArgs) -> None:
+@dataclass(frozen=True)
+class StandinArgs:
+    datasets: tuple[str, ...] = ("ETTh1",)  # one stand-in per family serves both members
+    size: str = "small"
+
+
+def standins(args: StandinArgs) -> None:
     """Pretrain (or find) the stand-in of each dataset, one thread, and keep its record."""
     import torch
 
     torch.set_num_threads(1)
     for dataset in args.datasets:
-        folder = resolve_weights(dataset, args.size, "standin", BenchmarkPaths.of(args.smoke))
+        folder = resolve_weights(dataset, args.size, "standin", BenchmarkPaths.of(False))
         print(f"{dataset}: stand-in {folder}", flush=True)
 
 
@@ -213,31 +219,46 @@ def rule_record(rule: SelectionRule) -> dict:
     return {**rule.__dict__, "learning_rates": list(rule.learning_rates)}
 
 
+def same_weights(recorded: str | None, asked: str) -> bool:
+    """Whether a record's weights are the ones a job asks for: "random" is recorded as
+    "random-init", a folder by its resolved path, a hub id as itself."""
+    if asked == "random":
+        return recorded == "random-init"
+    if recorded is None:
+        return False
+    if Path(asked).exists():
+        return Path(recorded).resolve() == Path(asked).resolve()
+    return recorded == asked
+
+
 def record_is_current(job: dict) -> bool:
-    """A record exists and was made under the job's rule (and, for a compute-matched arm,
-    for its budget): one made otherwise is run again (and replaced), never mixed in."""
+    """A record exists and was made under the job's rule, with its weights (and, for a
+    compute-matched arm, for its budget): one made otherwise (an older stand-in, say) is run
+    again and replaced, never mixed in."""
     path = Path(job["record"])
     if not path.exists():
         return False
     record = json.loads(path.read_text())
-    return record.get("rule") == job["rule"] and record.get("budget") == job.get("budget")
+    return (record.get("rule") == job["rule"] and record.get("budget") == job.get("budget")
+            and same_weights(record.get("weights"), job["weights"]))
 
 
 def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,
-                         arm: str, budget: dict | None = None) -> float | None:
-    """The rule's choice among the grid's seed-0 runs, once all have run under it (and, for
-    a compute-matched arm, for its budget)."""
+                         arm: str, weights: str, budget: dict | None = None) -> float | None:
+    """The rule's choice among the grid's seed-0 runs, once all have run under it with
+    `weights` (and, for a compute-matched arm, for its budget)."""
     scores = {}
     for lr in rule.learning_rates:
         path = record_path(paths, dataset, model, arm, lr, 0)
-        if not record_is_current({"record": path, "rule": rule_record(rule), "budget": budget}):
+        if not record_is_current({"record": path, "rule": rule_record(rule), "budget": budget,
+                                  "weights": weights}):
             return None
         scores[lr] = json.loads(path.read_text())["best_val_mse"]
     return rule.choose(scores)
 
 
 def matched_budget(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,
-                   matched: tuple[str, str], seeds: int) -> dict | None:
+                   weights: str, matched: tuple[str, str], seeds: int) -> dict | None:
     """Full data's step budget to match a set arm, once all its seeds have run: the mean
     steps they ran ("train"), plus the set's distillation FLOPs in full-data steps at equal
     FLOPs per step ("total"; the same model and batch in every arm). The conversion at equal
@@ -246,12 +267,12 @@ def matched_budget(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, mod
     from hdt_finetune.synthetic import read_synthetic_set
 
     arm, kind = matched
-    lr = chosen_learning_rate(paths, rule, dataset, model, arm)
+    lr = chosen_learning_rate(paths, rule, dataset, model, arm, weights)
     if lr is None:
         return None
     paths_of_seeds = [record_path(paths, dataset, model, arm, lr, seed) for seed in range(seeds)]
-    if not all(record_is_current({"record": path, "rule": rule_record(rule)})
-               for path in paths_of_seeds):
+    if not all(record_is_current({"record": path, "rule": rule_record(rule),
+                                  "weights": weights}) for path in paths_of_seeds):
         return None
     runs = [json.loads(path.read_text()) for path in paths_of_seeds]
     steps = sum(r["steps"] for r in runs) / len(runs)
@@ -274,14 +295,15 @@ def run(args: RunArgs) -> None:
 
     torch.set_num_threads(1)  # the stand-in is pretrained here, like every run: one thread
     paths, rule, settings = BenchmarkPaths.of(args.smoke), RULE, []
-    if args.smoke:
-        args = RunArgs(datasets=("ETTh1",), size="tiny", seeds=1, weights="random", smoke=True)
-        rule, settings = SMOKE_RULE, list(SMOKE_DISTILL)
-    size, seeds, workers = args.size, args.seeds, args.workers
-    model = f"moirai-{size}"
     unknown = set(args.arms) - set(LABELS)
     if unknown:
         raise SystemExit(f"error: unknown arms {sorted(unknown)}; known: {sorted(LABELS)}")
+    if args.smoke:
+        args = RunArgs(datasets=("ETTh1",), size="tiny", seeds=1, weights="random",
+                       arms=args.arms, smoke=True)
+        rule, settings = SMOKE_RULE, list(SMOKE_DISTILL)
+    size, seeds, workers = args.size, args.seeds, args.workers
+    model = f"moirai-{size}"
 
     def wanted(arm: str) -> bool:
         return not args.arms or arm in args.arms
@@ -307,18 +329,20 @@ def run(args: RunArgs) -> None:
         jobs += [job(arm, lr, 0) for arm in arms for lr in rule.learning_rates]
         run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
                                       if not record_is_current(j)], workers)
-        chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm) for arm in arms}
+        chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm, weights)
+                  for arm in arms}
         jobs = [job(arm, chosen[arm], seed) for arm in arms
                 for seed in range(1, arm_seeds(arm, seeds)) if chosen[arm] is not None]
         run_in_workers(finetune_job, [{**j, "concurrent_runs": workers} for j in jobs
                                       if not record_is_current(j)], workers)
         # Full data at the set arms' compute, under the same rule (its own grid and seeds).
-        budgets = {arm: matched_budget(paths, rule, dataset, model, matched,
+        budgets = {arm: matched_budget(paths, rule, dataset, model, weights, matched,
                                        arm_seeds(matched[0], seeds))
                    for arm, matched in MATCHED_ARMS.items() if wanted(arm)}
         budgets = {arm: budget for arm, budget in budgets.items() if budget is not None}
         for phase in ("grid", "seeds"):
-            chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm, budget)
+            chosen = {arm: chosen_learning_rate(paths, rule, dataset, model, arm, weights,
+                                                budget)
                       for arm, budget in budgets.items()}
             jobs = ([job(arm, lr, 0, budget=budgets[arm]) for arm in budgets
                      for lr in rule.learning_rates] if phase == "grid" else
@@ -330,7 +354,7 @@ def run(args: RunArgs) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    command, args = command_line(argv, {"run": RunArgs(), "standin": RunArgs(),
+    command, args = command_line(argv, {"run": RunArgs(), "standin": StandinArgs(),
                                         "report": ReportArgs()}, __doc__)
     if command == "run":
         run(args)

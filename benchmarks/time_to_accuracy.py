@@ -97,6 +97,8 @@ def mse_against_compute(seeds: list[list[CurvePoint]], flops_per_step: float,
                         distill_flops: float) -> list[tuple[float, float]]:
     """(total FLOPs, mean over seeds of the selected model's test MSE) at every step all the
     seeds validated at (they share one schedule; the shortest run ends the line)."""
+    if not seeds:
+        return []
     selected = [dict(zip((p.step for p in points), selected_test_mse(points), strict=True))
                 for points in seeds]
     steps = sorted(set.intersection(*(set(by_step) for by_step in selected)))

@@ -59,14 +59,16 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
         fake("random", 1e-3, 1, 0.45, 0.46, 10, 1e13),
     ]
     rows[-1]["concurrent_runs"] = 2  # older records have no field: one run at a time
-    standin = "/cache/standin/moirai-small-without-ETT_transformer_1-corpus3-96x96"
-    for row in rows:
-        row["weights"] = standin
     # Full data at HDT's budget: 10 steps, and 10 + 5e14 distillation FLOPs / 1e14 per step.
     budget = {"steps": 15, "distill_flops": 5e14, "set_steps": 10, "distill_wall_s": 80}
     for arm, mse in (("full_at_hdt_train", 0.50), ("full_at_hdt_total", 0.45)):
         for lr, val in ((1e-4, 0.6), (1e-3, 0.5)):
             rows.append({**fake(arm, lr, 0, val, mse, 10, 1e15), "budget": budget})
+    standin = "/cache/standin/moirai-small-without-ETT_transformer_1-corpus3-96x96"
+    for row in rows:
+        row["weights"] = standin
+    # A run made with an older stand-in is left out, not averaged in.
+    rows.append({**fake("full", 1e-4, 2, 0.30, 0.01, 1000, 1e15), "weights": "/old-standin"})
     for i, row in enumerate(rows):
         (records / f"{i}.json").write_text(json.dumps(row))
     finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
@@ -112,13 +114,20 @@ def test_a_record_of_another_rule_is_run_again_not_mixed_in(tmp_path):
     import finetune_cost
 
     rule = finetune_cost.rule_record(finetune_cost_arms.RULE)
-    path = tmp_path / "record.json"
-    job = {"record": str(path), "rule": rule}
+    path, standin = tmp_path / "record.json", tmp_path / "standin-corpus3"
+    standin.mkdir()
+    job = {"record": str(path), "rule": rule, "weights": str(standin)}
     assert not finetune_cost.record_is_current(job)
-    path.write_text(json.dumps({"rule": {**rule, "eval_schedule": "every"}}))
+    path.write_text(json.dumps({"rule": {**rule, "eval_schedule": "every"},
+                                "weights": str(standin)}))
     assert not finetune_cost.record_is_current(job)
-    path.write_text(json.dumps({"rule": json.loads(json.dumps(rule))}))
+    path.write_text(json.dumps({"rule": json.loads(json.dumps(rule)), "weights": str(standin)}))
     assert finetune_cost.record_is_current(job)
+    # Made with other weights (an older stand-in): run again, never mixed in.
+    path.write_text(json.dumps({"rule": rule, "weights": str(tmp_path / "standin-corpus2")}))
+    assert not finetune_cost.record_is_current(job)
+    path.write_text(json.dumps({"rule": rule, "weights": "random-init"}))
+    assert finetune_cost.record_is_current({**job, "weights": "random"})
 
 
 def test_a_matched_arm_chooses_its_learning_rate_among_runs_of_its_budget(tmp_path):
@@ -132,12 +141,15 @@ def test_a_matched_arm_chooses_its_learning_rate_among_runs_of_its_budget(tmp_pa
                                          lr, 0)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"rule": finetune_cost.rule_record(rule), "budget": budget,
-                                    "best_val_mse": val}))
+                                    "best_val_mse": val, "weights": "hub/id"}))
     choose = finetune_cost.chosen_learning_rate
-    assert choose(paths, rule, "ETTh1", "moirai-small", "full_at_hdt_total", budget) == 1e-3
+    assert choose(paths, rule, "ETTh1", "moirai-small", "full_at_hdt_total", "hub/id",
+                  budget) == 1e-3
     # Another budget (the set arm was rerun since): the grid must run again.
-    assert choose(paths, rule, "ETTh1", "moirai-small", "full_at_hdt_total",
+    assert choose(paths, rule, "ETTh1", "moirai-small", "full_at_hdt_total", "hub/id",
                   {**budget, "steps": 16}) is None
+    assert choose(paths, rule, "ETTh1", "moirai-small", "full_at_hdt_total", "other/id",
+                  budget) is None
 
 
 def test_the_report_keeps_one_rule_and_measures_time_to_accuracy(tmp_path):
