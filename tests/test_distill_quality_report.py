@@ -61,3 +61,19 @@ def test_an_older_record_of_the_same_set_is_never_mixed_in(tmp_path):
     with pytest.raises(SystemExit, match="ETTh1__hdt__M384__dlinear__dseed0.json and "
                                          "ETTh1__hdt__M384__dlinear.json hold the same set"):
         distill_quality.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+
+
+def test_rows_of_different_recipes_or_unequal_distillation_seeds_are_not_pooled(tmp_path):
+    records = tmp_path / "distill_quality" / "records"
+    records.mkdir(parents=True)
+    rows = [record("ETTh1", "hdt", b, k, [0.3, 0.3]) for b in distill_quality.BACKBONES
+            for k in (0, 1)]
+    rows = rows[:-1]  # xPatch's second distillation seed has not run (or failed)
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(json.dumps(row))
+    paths = BenchmarkPaths(results=tmp_path, work=tmp_path / "work")
+    distill_quality.report(paths)
+    assert "ETTh1" not in json.loads((tmp_path / "distill_quality_summary.json").read_text())
+    (records / "9.json").write_text(json.dumps(record("ETTh1", "hdt", "xpatch", 1, [0.3] * 5)))
+    with pytest.raises(SystemExit, match="ETTh1 hdt 384 differ in their training seeds"):
+        distill_quality.report(paths)
