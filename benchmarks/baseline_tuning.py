@@ -133,9 +133,32 @@ def run(args: RunArgs) -> None:
     report(paths, args.smoke)
 
 
-def scores(records: list[dict]) -> dict[str, dict[str, dict]]:
+def check_settings(records: list[dict], configurations: dict,
+                   extra: tuple[str, ...] = ()) -> None:
+    """Every record was distilled with its configuration's settings as they stand: one of a
+    configuration since edited or removed is refused (by file), never scored."""
+    from dataclasses import asdict
+
+    from hdt_finetune.distill.settings import DistillSettings
+    from hdt_finetune.typed_overrides import apply_overrides
+
+    for r in records:
+        overrides = configurations.get(r["method"], {}).get(r["configuration"])
+        expected = (None if overrides is None else
+                    asdict(apply_overrides(DistillSettings(), [*overrides, *extra])))
+        used = {k: v for k, v in r["distill_settings"].items() if k != "length"}
+        if expected is None or any(used.get(k) != v for k, v in expected.items()
+                                   if k != "checkpoint_every"):
+            raise SystemExit(
+                f"error: the record of {r['dataset']} {r['method']} {r['configuration']} "
+                f"{r['backbone']} was not made with that configuration's settings as listed "
+                "now; remove it and its set (runs/tuning_sets/) and rerun")
+
+
+def scores(records: list[dict], cells_needed: int) -> dict[str, dict[str, dict]]:
     """method -> configuration -> {"val": {dataset: {backbone: mean val MSE}}, "test": ...,
-    "score": mean val MSE relative to the defaults (None until every cell has run)}."""
+    "score": mean val MSE relative to the defaults (None until the configuration and the
+    defaults have all `cells_needed` (dataset, backbone) cells)}."""
     table: dict = defaultdict(lambda: defaultdict(lambda: {"val": defaultdict(dict),
                                                            "test": defaultdict(dict)}))
     for r in records:
@@ -150,7 +173,7 @@ def scores(records: list[dict]) -> dict[str, dict[str, dict]]:
             done = {(d, b) for d, by_b in row["val"].items() for b in by_b}
             row["score"] = (statistics.fmean(row["val"][d][b] / reference[d][b]
                                              for d, b in cells_of)
-                            if cells_of and done >= cells_of else None)
+                            if len(cells_of) == cells_needed and done >= cells_of else None)
     return table
 
 
@@ -158,8 +181,11 @@ def report(paths: BenchmarkPaths, smoke: bool) -> None:
     from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
 
     out = results(paths)
-    table = scores(load_records(out / "records"))
     configurations = SMOKE_CONFIGURATIONS if smoke else CONFIGURATIONS
+    # The smoke run's sets also carry its seconds-long settings.
+    records = load_records(out / "records")
+    check_settings(records, configurations, SMOKE_DISTILL if smoke else ())
+    table = scores(records, 1 if smoke else len(DATASETS) * len(BACKBONES))
     lines = ["# Equal tuning for the baselines (generated from records/, do not edit)", "",
              "Validation MSE (mean of training seeds 0-1) of DLinear / iTransformer / xPatch "
              "trained on each configuration's set (M = 384, distillation seed 0). `score`: "

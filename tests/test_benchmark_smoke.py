@@ -77,12 +77,33 @@ def test_the_tuning_search_scores_relative_to_the_defaults_and_waits_for_every_c
                                                                    "dlinear", 0.5),
                record("a", "ETTh1", "dlinear", 0.9), record("a", "ETTm1", "dlinear", 0.6),
                record("b", "ETTh1", "dlinear", 0.5)]
-    table = scores(records)["mtt"]
+    table = scores(records, cells_needed=2)["mtt"]
     assert table["defaults"]["score"] == pytest.approx(1.0)
     # Relative per cell: a small-scale dataset counts as much as a large one.
     assert table["a"]["score"] == pytest.approx((0.9 / 1.0 + 0.6 / 0.5) / 2)
     assert table["b"]["score"] is None  # ETTm1 not run yet: no score, so never chosen
+    # The defaults missing a cell (a failed job) score nothing: no choice on part of the grid.
+    assert scores(records[1:], cells_needed=2)["mtt"]["a"]["score"] is None
     # Every baseline gets the same number of configurations: 15, HDT's 30 validation runs
     # over two tuning datasets.
     assert {len(named) for named in CONFIGURATIONS.values()} == {15}
     assert all(next(iter(named)) == "defaults" for named in CONFIGURATIONS.values())
+
+
+def test_a_tuning_record_of_an_edited_configuration_is_refused():
+    sys.path.insert(0, str(BENCHMARKS))
+    from dataclasses import asdict
+
+    from baseline_tuning import CONFIGURATIONS, check_settings
+
+    from hdt_finetune.distill.settings import DistillSettings
+
+    made = {"dataset": "ETTh1", "method": "mtt", "configuration": "data_lr_0.03",
+            "backbone": "dlinear",
+            "distill_settings": {"length": 384, **asdict(DistillSettings(data_lr=0.03))}}
+    check_settings([made], CONFIGURATIONS)
+    edited = {**made, "distill_settings": {**made["distill_settings"], "data_lr": 0.02}}
+    with pytest.raises(SystemExit, match="ETTh1 mtt data_lr_0.03 dlinear was not made with"):
+        check_settings([edited], CONFIGURATIONS)
+    with pytest.raises(SystemExit, match="not made with"):
+        check_settings([{**made, "configuration": "gone"}], CONFIGURATIONS)

@@ -20,9 +20,10 @@ EvalSchedule = Literal["every", "log"]
 # last of these, then every eval_every steps. Short fine-tunes (small sets) and long ones
 # (full data) are then validated at the same steps.
 LOG_SCHEDULE = (10, 320)
-# Settings that change neither what the run trains nor what its record holds: a checkpoint
-# made under other values of these is still this run's (everything else is in the
-# checkpoint fingerprint). curve_test_stride is in it: a resumed curve probing another test
+# Settings that do not change what the run trains, and whose effect on the record is
+# computed afresh at the end (the final test): a checkpoint made under other values of these
+# is still this run's (everything else is in the checkpoint fingerprint). curve_test_stride
+# is in it: its probes accumulate during training, and a resumed curve probing another test
 # subset would mix two curves in one.
 NOT_IN_FINGERPRINT = ("out", "overwrite", "trackers", "save_every", "test_stride",
                       "num_samples")

@@ -232,8 +232,7 @@ def test_mixtures_of_real_series_are_standardised_convex_combinations():
     assert np.allclose(mixed.std(axis=0), 1, atol=1e-3)
     np.testing.assert_array_equal(mixed, mixup_series([long, short], 30, 100, seed=1))
     assert not np.array_equal(mixed, mixup_series([long, short], 30, 100, seed=2))
-    # A stretch of one series, standardised, is one of the possible draws: every column
-    # lies in the span of the long block's standardised stretches, never the short one's.
+    # A block shorter than the mixture is never drawn from: alone, it gives no columns.
     assert mixup_series([short], 3, 100, seed=1).shape == (100, 0)
     single = mixup_series([long[:, :1]], 50, 300, seed=1)  # one stretch possible: the whole
     whole = (long[:, 0] - long[:, 0].mean()) / long[:, 0].std()
