@@ -232,7 +232,9 @@ def report(paths: BenchmarkPaths) -> None:
     sections, figures = [], []
     for (dataset, model), arms in sorted(table.items()):
         head = headline(arms)
-        weights = next(iter(arms.values())).runs[0]["weights"] if arms else None
+        # The weights every arm starts from (the random-init reference aside).
+        weights = next((arm.runs[0]["weights"] for name, arm in arms.items()
+                        if name != "random_init"), None)
         summary[dataset][model] = {"weights": weights, **head}
         sections.append(_section(dataset, model, weights, arms, head))
         figures += [_pareto_plot(results, dataset, model, arms),
