@@ -497,14 +497,21 @@ def _pareto_plot(results: Path, dataset: str, model: str, arms: dict[str, Arm]) 
             axis.axhline(arms[name].mean("test", "mse"), linestyle=style, color="grey",
                          label=LABELS[name])
     _log_x(axis)
-    axis.set_xlabel("fine-tuning wall time of the training steps, s (log)")
-    axis.set_ylabel("test MSE")
-    axis.set_title(f"{dataset}, {model}: accuracy against cost")
-    axis.legend(fontsize=8)
+    return _finish(figure, axis, "fine-tuning wall time of the training steps, s (log)",
+                   "test MSE", f"{dataset}, {model}: accuracy against cost",
+                   results / f"pareto_{dataset}_{model}.png")
+
+
+def _finish(figure, axis, xlabel: str, ylabel: str, title: str, path: Path,
+            legend_size: int = 8) -> Path:
+    """Label a one-axis figure, save it and free it."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend(fontsize=legend_size)
     figure.tight_layout()
-    path = results / f"pareto_{dataset}_{model}.png"
     figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _pyplot().close(figure)
     return path
 
 
@@ -530,15 +537,10 @@ def _compute_plot(results: Path, dataset: str, model: str,
         axis.axhline(start.test_mse, linestyle=":", color="grey",
                      label="starting weights (zero-shot)")
     axis.set_xscale("log")
-    axis.set_xlabel("total FLOPs: distillation + fine-tuning steps (log)")
-    axis.set_ylabel("test MSE of the selected model (probed test subset)")
-    axis.set_title(f"{dataset}, {model}: accuracy against total compute")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    path = results / f"compute_{dataset}_{model}.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _finish(figure, axis, "total FLOPs: distillation + fine-tuning steps (log)",
+                   "test MSE of the selected model (probed test subset)",
+                   f"{dataset}, {model}: accuracy against total compute",
+                   results / f"compute_{dataset}_{model}.png", legend_size=7)
 
 
 def _curve_plot(results: Path, dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
