@@ -103,7 +103,7 @@ def results(paths: BenchmarkPaths) -> Path:
 def cells(paths: BenchmarkPaths, configurations: dict, datasets: tuple[str, ...],
           extra: tuple[str, ...] = ()) -> list[dict]:
     return [{"dataset": d, "method": m, "configuration": name, "length": LENGTH,
-             "settings": [*overrides, *extra],
+             "settings": [*overrides, *extra], "shared_defaults": True,
              "set": str(paths.work / "tuning_sets" / f"{d}_{m}_{name}_M{LENGTH}_seed0")}
             for m, named in configurations.items() for name, overrides in named.items()
             for d in datasets]

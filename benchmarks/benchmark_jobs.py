@@ -96,17 +96,21 @@ def run_in_workers(function: Callable[[dict], str], jobs: list[dict], workers: i
 
 
 def distil_job(job: dict) -> str:
-    """Make the set `job["set"]` with `job["method"]` (settings overrides in job["settings"],
-    distillation seed job["seed"], 0 if absent)."""
+    """Make the set `job["set"]` with `job["method"]` at its settings (`method_settings`;
+    overrides in job["settings"]), distillation seed job["seed"] (0 if absent)."""
     import torch
 
     from hdt_finetune.data import DataSpec
-    from hdt_finetune.distill.settings import DistillSettings
+    from hdt_finetune.distill.settings import DistillSettings, method_settings
     from hdt_finetune.distillation import DistillConfig, run_distillation
     from hdt_finetune.typed_overrides import apply_overrides
 
     torch.set_num_threads(1)
-    settings = apply_overrides(DistillSettings(), job.get("settings", []))
+    overrides = job.get("settings", [])
+    # A tuning search reads its configurations against the shared defaults, not a method's
+    # tuned ones (which it chose).
+    settings = (apply_overrides(DistillSettings(), overrides) if job.get("shared_defaults")
+                else method_settings(job["method"], overrides))
     out = Path(job["set"])  # an older or damaged set of ours is replaced
     run_distillation(DistillConfig(data=DataSpec(job["dataset"]), method=job["method"],
                                    out=out, length=job["length"], seed=job.get("seed", 0),

@@ -48,7 +48,7 @@ DISTILL_SEEDS = 3
 # Where each method's settings were chosen on validation: tuning_etth1.md for HDT and its
 # ablations (spectrum_lr on ETTh2 and ETTm2 too); for MTT and CondTSF the shared defaults
 # chosen there on ETTh1 and their own search in baseline_tuning/ on ETTh1 and ETTm1, whose
-# choice is applied before this benchmark is rerun. Random and Base have nothing tuned.
+# choice they run (settings.TUNED_FOR_METHOD). Random and Base have nothing tuned.
 TUNED_ON = {"hdt": ("ETTh1", "ETTh2", "ETTm2"), "hdt_freq": ("ETTh1", "ETTh2", "ETTm2"),
             "hdt_harm": ("ETTh1", "ETTh2", "ETTm2"), "mtt": ("ETTh1", "ETTm1"),
             "condtsf": ("ETTh1", "ETTm1"), "random": (), "base": ()}

@@ -164,28 +164,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _run_distill(args: argparse.Namespace) -> None:
-    from hdt_finetune.distill.settings import DistillSettings
+    from hdt_finetune.distill.settings import method_settings
     from hdt_finetune.distillation import DistillConfig, run_distillation
-    from hdt_finetune.typed_overrides import apply_overrides
 
     out = run_distillation(DistillConfig(
         data=_data_spec(args), method=args.method, out=args.out, length=args.length,
         seed=args.seed, overwrite=args.overwrite,
-        settings=apply_overrides(DistillSettings(), args.settings),
+        settings=method_settings(args.method, args.settings),
         show_progress=not args.quiet))
     print(out)
 
 
 def _run_distill_corpus(args: argparse.Namespace) -> None:
     from hdt_finetune.corpus import CorpusDistillConfig, distill_corpus
-    from hdt_finetune.distill.settings import DistillSettings
-    from hdt_finetune.typed_overrides import apply_overrides
+    from hdt_finetune.distill.settings import method_settings
 
     out = distill_corpus(CorpusDistillConfig(
         corpus=args.corpus, out=args.out, method=args.method, length=args.length,
         channels=args.channels, seed=args.seed, chunk_rows=args.chunk_rows,
         window_reservoir=args.window_reservoir, pool_size=args.pool_size,
-        settings=apply_overrides(DistillSettings(), args.settings),
+        settings=method_settings(args.method, args.settings),
         overwrite=args.overwrite, show_progress=not args.quiet))
     print(out)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from hdt_finetune.data.data_cache import cache_root
 from hdt_finetune.data.prepared_data import DataSpec, PreparedData, prepare_data
-from hdt_finetune.distill.settings import DistillSettings
+from hdt_finetune.distill.settings import DistillSettings, method_settings
 from hdt_finetune.methods import METHODS, MethodInputs
 from hdt_finetune.provenance import Stopwatch, peak_rss_mb
 from hdt_finetune.synthetic import (
@@ -33,12 +33,14 @@ class DistillConfig:
     length: int = 384
     seed: int = 0
     overwrite: bool = False
-    settings: DistillSettings = field(default_factory=DistillSettings)
+    settings: DistillSettings | None = None  # None: the method's own (method_settings)
     show_progress: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.settings is None:
+            object.__setattr__(self, "settings", method_settings(self.method))
         window = self.settings.context_length + self.settings.horizon
         # Every method but `full` (the whole split) makes a set to cut training windows from.
         if self.method != "full" and self.length < window:

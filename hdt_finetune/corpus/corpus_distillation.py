@@ -27,7 +27,7 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,12 @@ from hdt_finetune.distill.flat_params import normalise_windows
 from hdt_finetune.distill.matching_backbone import DLinearMatching
 from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_matching
 from hdt_finetune.distill.real_sampler import PoolSampler
-from hdt_finetune.distill.settings import SWITCHES, DistillSettings, result_settings
+from hdt_finetune.distill.settings import (
+    SWITCHES,
+    DistillSettings,
+    method_settings,
+    result_settings,
+)
 from hdt_finetune.distill.spectral import harmonic_filter, to_spectrum, top_k_mask
 from hdt_finetune.process_group import ProcessGroup
 from hdt_finetune.provenance import Stopwatch, peak_rss_mb
@@ -68,7 +73,7 @@ class CorpusDistillConfig:
     window_reservoir: int = 65_536
     pool_size: int = 2_048
     freq: str = "h"  # written into the set; a corpus mixes frequencies, so ours is nominal
-    settings: DistillSettings = field(default_factory=DistillSettings)
+    settings: DistillSettings | None = None  # None: the method's own (method_settings)
     overwrite: bool = False
     show_progress: bool = True
 
@@ -77,6 +82,8 @@ class CorpusDistillConfig:
             raise ValueError(f"method {self.method!r} is not available for corpora; choose "
                              f"from {', '.join(CORPUS_METHODS)} (CondTSF's value term and "
                              "gradient matching need the whole series in memory)")
+        if self.settings is None:
+            object.__setattr__(self, "settings", method_settings(self.method))
         for name in ("length", "channels", "chunk_rows", "window_reservoir", "pool_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

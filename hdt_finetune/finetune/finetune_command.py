@@ -45,7 +45,7 @@ def distilled_set(config: FinetuneConfig, data: PreparedData) -> Path:
     """The set `distill:METHOD:M:SEED` of `data`, made once (main process first) under the
     cache, keyed by everything that shapes it; a damaged cached set is made again."""
     from hdt_finetune.data.data_cache import cache_root
-    from hdt_finetune.distill.settings import DistillSettings
+    from hdt_finetune.distill.settings import method_settings
     from hdt_finetune.distillation import DistillConfig, run_distillation
     from hdt_finetune.finetune.run_folder import held_lock
     from hdt_finetune.process_group import ProcessGroup
@@ -53,7 +53,8 @@ def distilled_set(config: FinetuneConfig, data: PreparedData) -> Path:
     from hdt_finetune.synthetic import SyntheticSetError, read_synthetic_set
 
     wanted = config.train_data
-    settings = DistillSettings(context_length=config.context_length, horizon=config.horizon)
+    settings = method_settings(wanted.method, [f"context_length={config.context_length}",
+                                               f"horizon={config.horizon}"])
     key = fingerprint({"data": data.sha256, "columns": data.columns,
                        "repair": data.spec.repair, "method": wanted.method,
                        "length": wanted.length, "seed": wanted.seed, "settings": settings},

@@ -309,3 +309,24 @@ def test_condtsf_value_term_pulls_targets_toward_the_experts_forecast(tmp_path):
     torch.testing.assert_close(after[:24], before[:24], rtol=0, atol=0)
     torch.testing.assert_close(after[24:] - mean[24:], 0.75 * (before[24:] - mean[24:]))
     assert (after[24:] - mean[24:]).abs().sum() < (before[24:] - mean[24:]).abs().sum()
+
+
+def test_each_method_runs_its_own_tuned_settings_and_overrides_win():
+    import json
+    from pathlib import Path
+
+    from hdt_finetune.data import DataSpec
+    from hdt_finetune.distill.settings import TUNED_FOR_METHOD, method_settings
+    from hdt_finetune.distillation import DistillConfig
+
+    assert method_settings("hdt") == DistillSettings()  # HDT's search set the shared ones
+    for method, tuned in TUNED_FOR_METHOD.items():
+        assert method_settings(method) == apply_overrides(DistillSettings(), list(tuned))
+        assert method_settings(method, ["data_lr=0.5"]).data_lr == 0.5
+        config = DistillConfig(data=DataSpec("ETTh1"), method=method, out=Path("unused"))
+        assert config.settings == method_settings(method)
+    # The table is the search's choice as recorded, once the search is complete.
+    chosen = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+                         / "baseline_tuning" / "chosen.json").read_text())
+    assert {m: tuple(c["overrides"]) for m, c in chosen.items()} == TUNED_FOR_METHOD
+    assert all(c["complete"] for c in chosen.values())
