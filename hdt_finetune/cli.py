@@ -20,6 +20,7 @@ from hdt_finetune.data.dataset_registry import DATASETS
 from hdt_finetune.data.prepared_data import DataSpec
 from hdt_finetune.data.table_loading import RepairPolicy
 from hdt_finetune.distill.matching_engine import DistillationDivergedError
+from hdt_finetune.process_group import leave
 from hdt_finetune.run_identity import CheckpointError
 
 log = logging.getLogger("hdt_finetune")
@@ -240,10 +241,12 @@ def run_or_exit(function, *args):
     """`function(*args)` for a recipe: bad input ends the program with one line saying what to
     do (exit status 2), not a traceback."""
     try:
-        return function(*args)
+        result = function(*args)
     except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    leave()
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as err:
         print(f"hdt: error: {err}", file=sys.stderr)
         return 2
+    leave()
     return 0
 
 

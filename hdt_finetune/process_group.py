@@ -4,7 +4,8 @@ demand): who we are and how tensors are combined across us.
 One process needs nothing. Under `accelerate launch` or `torchrun` (on CPUs with
 ACCELERATE_USE_CPU=true), Accelerate's PartialState sets up the process group (gloo on
 CPUs, NCCL on GPUs) and the collectives below go through torch.distributed. It is set up
-once per program and shared: an Accelerator made later joins the same group.
+once per program and shared: an Accelerator made later joins the same group. A program
+that joined one calls `leave()` when its work is done.
 """
 
 from __future__ import annotations
@@ -58,3 +59,12 @@ class ProcessGroup:
     def barrier(self) -> None:
         if self.world > 1:
             torch.distributed.barrier()
+
+
+def leave() -> None:
+    """Wait for every process, then leave the group: called by each process once its work is
+    done. Left to interpreter exit, gloo's threads can still hold tensors while Python is
+    being torn down, and a process that had finished its work aborts (SIGABRT)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

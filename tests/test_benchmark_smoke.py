@@ -35,7 +35,7 @@ def test_a_benchmark_runs_at_its_smoke_size(tmp_path, shared_data_dir, program, 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HDT_CACHE_DIR": str(tmp_path / "cache")}
     result = subprocess.run([sys.executable, str(copy / program), "run", "smoke=true"],
                             env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[-6000:]
     assert "FAILED" not in result.stdout
     smoke = tmp_path / "runs" / "smoke" / "results"
     assert (smoke / report).is_file()
