@@ -93,6 +93,14 @@ class MatchingState:
             return to_series(self.spectrum(), self.length)
         return self.param
 
+    @torch.no_grad()
+    def set_series(self, series: torch.Tensor) -> None:
+        """Replace the learnt series in place (the optimiser keeps its moments): the value
+        term edits the series, whichever parameterisation holds it."""
+        if self.switches.parameterisation == "frequency":
+            series = torch.view_as_real(to_spectrum(series) / self.bin_scale)
+        self.param.copy_(series)
+
     def step(self, sampler: RealSampler, buffer: ExpertBuffer | None,
              student: MatchingBackbone) -> dict[str, float]:
         s = self.settings
@@ -155,21 +163,24 @@ class MatchingState:
     @torch.no_grad()
     def _value_term(self, buffer: ExpertBuffer, student: MatchingBackbone) -> None:
         """CondTSF: pull every target window toward a trained expert's forecast of its input.
-        Overlapping windows' forecasts of the same step are averaged."""
+        Overlapping windows' forecasts of the same step are averaged. It edits the series, so
+        it plugs into HDT's frequency parameterisation as well (hdt_soft)."""
         s = self.settings
         expert = int(torch.randint(0, buffer.trajectories.shape[0], (1,), generator=self.generator))
         params = buffer.trajectories[expert, -1]
-        x, _ = windows_of(self.param, s.context_length, s.horizon)
+        series = self.series().detach().clone()
+        x, _ = windows_of(series, s.context_length, s.horizon)
         forecast = student(params, x)  # [n, H, C]
-        total = torch.zeros_like(self.param)
-        count = torch.zeros(self.param.shape[0], 1)
+        total = torch.zeros_like(series)
+        count = torch.zeros(series.shape[0], 1)
         for offset in range(s.horizon):
             rows = torch.arange(x.shape[0]) + s.context_length + offset
             total.index_add_(0, rows, forecast[:, offset])
             count.index_add_(0, rows, torch.ones(x.shape[0], 1))
         covered = count[:, 0] > 0
         mean = total[covered] / count[covered]
-        self.param[covered] = (1 - s.value_beta) * self.param[covered] + s.value_beta * mean
+        series[covered] = (1 - s.value_beta) * series[covered] + s.value_beta * mean
+        self.set_series(series)
 
     def save(self, path: Path, fingerprint: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

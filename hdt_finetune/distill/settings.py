@@ -34,6 +34,10 @@ SWITCHES: dict[str, MethodSwitches] = {
     # Ablations: frequency parameterisation alone, and the harmonic loss alone.
     "hdt_freq": MethodSwitches("frequency", trajectory_matching=True, harmonics=False),
     "hdt_harm": MethodSwitches("frequency", trajectory_matching=False, harmonics=True),
+    # HDT with CondTSF's value term as a plug-in: soft targets pulled toward the expert's
+    # forecast, which transformers and foundation models fit better than raw windows.
+    "hdt_soft": MethodSwitches("frequency", trajectory_matching=True, harmonics=True,
+                               value_term=True),
 }
 
 
