@@ -37,7 +37,7 @@ def run_finetune_command(config: FinetuneConfig) -> dict[str, Any]:
     data = prepare_data(config.dataset, config.context_length)
     if config.train_data.kind == "distill":
         folder = distilled_set(config, data)
-        config = dataclasses.replace(config, train_data=TrainData("set", path=folder))
+        config = dataclasses.replace(config, train_data=TrainData.of_set(folder))
     return run_finetune(config, data)
 
 

@@ -47,14 +47,25 @@ def training_windows(train_data: TrainData, data: PreparedData, context_length: 
                         "content_sha256": {p: v["content_sha256"] for p, v in parts.items()}}
     if train_data.kind == "full":
         values, source = data.train, data.train_split_record()
-    elif train_data.kind == "set":
-        synthetic = read_synthetic_set(train_data.path)
-        check_usable_with(synthetic, data)
-        values, source = synthetic.values, {"kind": "synthetic", **synthetic.describe()}
-    else:
+        return univariate_windows(values, context_length, horizon, 1, "training series"), source
+    if train_data.kind != "set":
         raise ValueError(f"train_data {train_data} must be made before the fine-tune "
                          "(hdt finetune distils it on demand)")
-    return univariate_windows(values, context_length, horizon, 1, "training series"), source
+    windows, members = [], []
+    for path in train_data.paths:
+        synthetic = read_synthetic_set(path)
+        check_usable_with(synthetic, data)
+        windows.append(univariate_windows(synthetic.values, context_length, horizon, 1,
+                                          f"training set {path}"))
+        members.append({"kind": "synthetic", **synthetic.describe()})
+    if len(members) == 1:
+        return windows[0], members[0]
+    x, y = (torch.cat(parts) for parts in zip(*windows, strict=True))
+    return (x, y), {"kind": "mix", "members": members,
+                    "points": sum(m["points"] for m in members),
+                    "content_sha256": [m["content_sha256"] for m in members],
+                    "distill_cost": {"wall_s": sum(m["distill_cost"]["wall_s"]
+                                                   for m in members)}}
 
 
 def load_finetune_data(train_data: TrainData, data: PreparedData, context_length: int,

@@ -5,6 +5,9 @@
     distill:METHOD[:M[:SEED]]   a set distilled from the dataset on demand (cached by a hash
                                 of the dataset's checksum, method, settings and seed)
     PATH                        a training-set folder (`hdt distill`, `hdt distill-corpus`)
+    PATH+PATH[+...]             several sets trained on together, e.g. a few-shot real
+                                subset (`--method random`) plus an HDT set; windows are cut
+                                from each set alone, never across two
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ Kind = Literal["full", "set", "corpus", "distill"]
 @dataclass(frozen=True)
 class TrainData:
     kind: Kind
-    path: Path | None = None  # set
+    paths: tuple[Path, ...] = ()  # set: one folder, or the members of a mix
     parts: tuple[str, ...] = ()  # corpus
     method: str | None = None  # distill
     length: int = 384  # distill: M
@@ -48,11 +51,20 @@ class TrainData:
             if length < 1 or seed < 0:
                 raise ValueError("distill: M must be >= 1 and SEED >= 0")
             return cls("distill", method=method, length=length, seed=seed)
-        return cls("set", path=Path(text).expanduser())
+        members = [m.strip() for m in text.split("+")]
+        if not all(members):
+            raise ValueError(f"train_data {text!r} has an empty member; write PATH+PATH")
+        if len(set(members)) < len(members):
+            raise ValueError(f"train_data {text!r} names a set twice")
+        return cls("set", paths=tuple(Path(m).expanduser() for m in members))
+
+    @classmethod
+    def of_set(cls, *paths: Path) -> TrainData:
+        return cls("set", paths=tuple(Path(p) for p in paths))
 
     def __str__(self) -> str:
         if self.kind == "set":
-            return str(self.path)
+            return "+".join(str(p) for p in self.paths)
         if self.kind == "corpus":
             return "corpus:" + ",".join(self.parts)
         if self.kind == "distill":

@@ -320,3 +320,33 @@ def test_the_starting_weights_are_validated_and_can_be_kept(tmp_path, periodic_c
     assert record["test"]["mse"] == pytest.approx(zero_shot["test"]["mse"], rel=1e-6)
     assert record["cost"]["probe_s"] > 0
     assert record["cost"]["wall_s"] >= record["cost"]["eval_s"]
+
+
+def test_a_mix_of_sets_trains_on_the_windows_of_each_and_records_every_member(
+        tmp_path, shared_data_dir):
+    from hdt_finetune.data import DataSpec, prepare_data
+    from hdt_finetune.distillation import DistillConfig, run_distillation
+    from hdt_finetune.finetune.finetune_data import training_windows
+    from hdt_finetune.finetune.train_data import TrainData
+
+    sets = [run_distillation(DistillConfig(data=DataSpec("ETTh1"), method="random",
+                                           out=tmp_path / f"set{k}", length=length, seed=k,
+                                           show_progress=False))
+            for k, length in ((0, 192), (1, 256))]
+    mix = TrainData.parse("+".join(str(s) for s in sets))
+    assert mix.paths == tuple(sets) and TrainData.parse(str(mix)) == mix
+    data = prepare_data("ETTh1")
+    (x, y), source = training_windows(mix, data, 96, 24)
+    alone = [training_windows(TrainData.of_set(s), data, 96, 24) for s in sets]
+    # No window straddles the two sets: (192 - 120 + 1) + (256 - 120 + 1) per channel.
+    assert x.shape[0] == sum(a[0][0].shape[0] for a in alone) == 7 * (73 + 137)
+    torch.testing.assert_close(x, torch.cat([a[0][0] for a in alone]))
+    assert source["kind"] == "mix" and source["points"] == 7 * (192 + 256)
+    assert source["content_sha256"] == [a[1]["content_sha256"] for a in alone]
+    record = run_finetune(config(tmp_path, "max_steps=2", "eval_every=2", "save_every=2",
+                                 "dataset=ETTh1", f"train_data={mix}"))
+    assert record["train_data"]["members"][1]["path"] == str(sets[1])
+    with pytest.raises(ValueError, match="names a set twice"):
+        TrainData.parse(f"{sets[0]}+{sets[0]}")
+    with pytest.raises(ValueError, match="empty member"):
+        TrainData.parse(f"{sets[0]}+")
