@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hdt_finetune.atomic_files import fsync_path
+from hdt_finetune.distill.embedding_matching import EmbeddingTarget
 from hdt_finetune.distill.expert_buffer import ExpertBuffer
 from hdt_finetune.distill.flat_params import normalise_windows, windows_of
 from hdt_finetune.distill.matching_backbone import MatchingBackbone
@@ -64,6 +65,8 @@ class MatchingState:
         self.iteration = 0
         # Data-parallel distillation: averages the gradients across processes in place.
         self.gradient_reducer: Callable[[list[torch.Tensor]], None] | None = None
+        # hdt_fm: the frozen foundation model's real-window statistics to match.
+        self.embedding_target: EmbeddingTarget | None = None
 
     @classmethod
     def start(cls, switches: MethodSwitches, sampler: RealSampler, length: int, seed: int,
@@ -112,7 +115,8 @@ class MatchingState:
             spectrum = self.spectrum()
             harm = harmonic_loss(real_spectrum, spectrum, mask, s.harmonic_p)
             signal = to_series(spectrum * mask, self.length)
-            weight = s.harmonic_weight if self.switches.trajectory_matching else 1.0
+            matched = self.switches.trajectory_matching or self.switches.embedding_matching
+            weight = s.harmonic_weight if matched else 1.0
             loss = loss + weight * harm
             terms["harm"] = float(harm.detach())
         else:
@@ -121,6 +125,10 @@ class MatchingState:
             grad_loss = self._trajectory_loss(signal, buffer, student)
             loss = loss + grad_loss
             terms["grad"] = float(grad_loss.detach())
+        if self.switches.embedding_matching:
+            embed_loss = self.embedding_target.loss(signal, self.generator)
+            loss = loss + embed_loss
+            terms["embed"] = float(embed_loss.detach())
         if not torch.isfinite(loss):
             raise DistillationDivergedError(
                 f"the distillation diverged at iteration {self.iteration} (loss terms {terms}); "

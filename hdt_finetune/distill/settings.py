@@ -24,6 +24,9 @@ class MethodSwitches:
     trajectory_matching: bool
     harmonics: bool  # top-k harmonic selection: the filter on both signals and the L_harm term
     value_term: bool = False  # CondTSF's update of target windows toward an expert's forecast
+    # Match the statistics of real and synthetic windows in a frozen foundation model's
+    # embedding space (`fm.*` settings) instead of DLinear's training trajectories.
+    embedding_matching: bool = False
 
 
 SWITCHES: dict[str, MethodSwitches] = {
@@ -38,7 +41,35 @@ SWITCHES: dict[str, MethodSwitches] = {
     # forecast, which transformers and foundation models fit better than raw windows.
     "hdt_soft": MethodSwitches("frequency", trajectory_matching=True, harmonics=True,
                                value_term=True),
+    # Foundation-model-aware HDT: the sets were distilled for DLinear and transferred worst
+    # to the transformers; this matches what the fine-tuned model itself sees. No experts,
+    # no unrolled inner loop.
+    "hdt_fm": MethodSwitches("frequency", trajectory_matching=False, harmonics=True,
+                             embedding_matching=True),
 }
+
+
+@dataclass(frozen=True)
+class FoundationMatching:
+    """The frozen model of `hdt_fm` and how its embeddings are matched (`fm.KEY=VALUE`)."""
+
+    # A weights folder or hub id (the model the set is for, or a smaller proxy of it), or
+    # "random" for a random init (tests). Required by hdt_fm.
+    source: str = ""
+    family: Literal["moirai"] = "moirai"
+    size: str = "small"  # the architecture of a random init; a folder carries its own
+    patch_size: int = 32
+    windows: int = 32  # synthetic windows per channel per iteration
+    real_windows: int = 512  # real windows per channel behind the target statistics
+    std_weight: float = 1.0  # the per-dimension std's share of the loss beside the mean
+
+    def __post_init__(self) -> None:
+        for name in ("windows", "real_windows", "patch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"fm.{name} must be >= 1, got {getattr(self, name)}")
+        require_finite(self, "std_weight")
+        if self.std_weight < 0:
+            raise ValueError(f"fm.std_weight must be >= 0, got {self.std_weight}")
 
 
 @dataclass(frozen=True)
@@ -89,6 +120,7 @@ class DistillSettings:
     window_norm: bool = False
     checkpoint_every: int = 50
     experts: ExpertSettings = field(default_factory=ExpertSettings)
+    fm: FoundationMatching = field(default_factory=FoundationMatching)
 
     def __post_init__(self) -> None:
         positive = ("context_length", "horizon", "iterations", "top_k", "expert_snapshots",

@@ -1,6 +1,7 @@
-"""`hdt distill` with a trajectory-matching method (MTT, CondTSF, HDT and HDT's ablations) on
-one dataset's train split: the expert buffer, then the matching engine
-(`matching_engine.py`) on the series through a `SeriesSampler`."""
+"""`hdt distill` with a matching method (MTT, CondTSF, HDT, HDT's ablations and variants) on
+one dataset's train split: the expert buffer (or, for hdt_fm, the frozen foundation model's
+real-window statistics), then the matching engine (`matching_engine.py`) on the series
+through a `SeriesSampler`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from hdt_finetune.backbones import DLinearConfig
+from hdt_finetune.distill.embedding_matching import EmbeddingTarget
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, load_or_train_experts
 from hdt_finetune.distill.matching_backbone import DLinearMatching
 from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_matching
@@ -40,6 +42,8 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
     clock = Stopwatch()
     sampler = SeriesSampler(real)
     state = MatchingState.start(switches, sampler, length, seed, settings)
+    if switches.embedding_matching:
+        state.embedding_target = EmbeddingTarget(settings, real, seed)
     student = DLinearMatching(DLinearConfig(settings.context_length, settings.horizon,
                                             real.shape[1]))
     checkpoint = None if inputs.checkpoint_dir is None else inputs.checkpoint_dir / CHECKPOINT
@@ -56,6 +60,9 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
             "key": buffer.key, "cached": buffer.cached, "wall_s": buffer.wall_s,
             "shape": list(buffer.trajectories.shape)},
         "student_lr": state.student_lr,
+        **({"embedding_model": state.embedding_target.weights,
+            "flops": state.embedding_target.flops(real.shape[1], length)}
+           if state.embedding_target else {}),
         "loss_curve": history,  # this run's iterations (after a resume: from there on)
         "loop_wall_s": clock.seconds(),
     }

@@ -73,6 +73,13 @@ class ForecastAdapter(ABC):
         """[num_samples, batch, horizon] samples, or None for a point model."""
         return None
 
+    def embed(self, model: nn.Module, context: torch.Tensor,
+              target: torch.Tensor) -> torch.Tensor:
+        """[batch, D] window embeddings, differentiable in the windows (`hdt_fm` matches
+        their statistics)."""
+        raise NotImplementedError(f"{self.name} has no window embedding; hdt_fm needs "
+                                  "fm.family=moirai")
+
     @abstractmethod
     def tokens_per_window(self) -> int:
         """Tokens (patches) the model processes for one window: the unit of the cost meter."""

@@ -25,6 +25,12 @@ What is adapted here, and why (every shim is idempotent and only applied when ne
    ``KeyError`` for e.g. 'h'. The new aliases are added to its table. Our adapter uses a fixed
    patch size and never calls it; this only matters for callers of uni2ts's own transforms.
 
+5. ``PackedStdScaler`` sets padding rows' loc and scale in place, after the ``sqrt``, so no
+   gradient can flow to the series it scales. ``hdt_fm`` needs that gradient (it optimises
+   the windows through the frozen model), so ``window_loc_scale`` computes the same
+   statistics without in-place edits, for our packing (one sample per row, no padding
+   sample); a test holds it equal to the module's scaler.
+
 Known gaps that are deliberately not patched:
 
 - Lightning checkpoints (``.ckpt``) need ``torch.load(weights_only=False)`` under torch >= 2.6;
@@ -165,3 +171,17 @@ def import_uni2ts() -> Uni2ts:
         packed_attention_mask=packed_attention_mask,
         version=getattr(uni2ts, "__version__", "unknown"),
     )
+
+
+def window_loc_scale(scaler: Any, target: Any, observed_mask: Any) -> tuple[Any, Any]:
+    """``PackedStdScaler``'s loc and scale (shapes ``[B, 1, max_patch]``), differentiable in
+    `target`, when every row of the batch is one sample and one variate. `observed_mask` is
+    the scaler's mask (observed context points only)."""
+    observed = observed_mask.to(target.dtype)
+    count = observed.sum(dim=(1, 2), keepdim=True)
+    loc = (target * observed).sum(dim=(1, 2), keepdim=True) / count
+    var = ((target - loc).pow(2) * observed).sum(dim=(1, 2), keepdim=True) / (
+        count - scaler.correction)
+    scale = (var + scaler.minimum_scale).sqrt()
+    width = target.shape[-1]
+    return loc.expand(-1, 1, width), scale.expand(-1, 1, width)

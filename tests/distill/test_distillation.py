@@ -335,3 +335,37 @@ def test_each_method_runs_its_own_tuned_settings_and_overrides_win():
                          / "baseline_tuning" / "chosen.json").read_text())
     assert {m: tuple(c["overrides"]) for m, c in chosen.items()} == TUNED_FOR_METHOD
     assert all(c["complete"] for c in chosen.values())
+
+
+FM = dataclasses.replace(TINY, fm=dataclasses.replace(TINY.fm, source="random", size="tiny",
+                                                      windows=8, real_windows=64,
+                                                      patch_size=8))
+
+
+def test_hdt_fm_matches_the_frozen_models_embeddings_and_counts_its_flops(tmp_path):
+    """The embedding loss falls from the start; the model stays frozen; the same seed gives
+    the same bits; the set's FLOPs are the run's count."""
+    # Every bin and every window: the embedding term alone moves the series, and its loss
+    # is not buried under the noise of a few windows' mean.
+    settings = dataclasses.replace(FM, iterations=40, init="noise", harmonic_weight=0.01,
+                                   top_k=64, fm=dataclasses.replace(FM.fm, windows=64,
+                                                                    real_windows=512))
+    outcome = METHODS["hdt_fm"](inputs(tmp_path, settings))
+    embed = [row["embed"] for row in outcome.info["loss_curve"]]
+    assert np.mean(embed[-10:]) < 0.8 * np.mean(embed[:10])
+    assert outcome.info["embedding_model"] == "random-init"
+    assert outcome.info["flops"] > 0 and outcome.info["expert_buffer"] is None
+    again = METHODS["hdt_fm"](inputs(tmp_path, settings))
+    assert np.array_equal(outcome.values, again.values)
+    from hdt_finetune.distill.distill_flops import set_flops
+
+    manifest = {"method": "hdt_fm", "source": {"kind": "dataset"},
+                "method_info": outcome.info}
+    assert set_flops(manifest).total == outcome.info["flops"]
+
+
+def test_hdt_fm_without_a_model_says_which_setting_is_missing(tmp_path):
+    with pytest.raises(ValueError, match="fm.source"):
+        METHODS["hdt_fm"](inputs(tmp_path, TINY))
+    with pytest.raises(ValueError, match="fm.windows must be >= 1"):
+        apply_overrides(DistillSettings(), ["fm.windows=0"])

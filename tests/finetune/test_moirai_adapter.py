@@ -259,3 +259,28 @@ def test_weights_with_a_missing_tensor_are_refused(tiny, tmp_path):
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(ModelUnavailableError, match="do not fit"):
         load_moirai(folder)
+
+
+def test_window_scaling_equals_uni2ts_scaler_and_passes_gradients(tiny):
+    from hdt_finetune.finetune.uni2ts_compat import window_loc_scale
+
+    adapter = MoiraiAdapter(tiny, context_length=100, horizon=20, patch_size=32)
+    context, target = sine_windows(3, 100, 20)
+    context.requires_grad_(True)
+    batch = adapter.pack(context, target)
+    mask = batch.observed_mask * ~batch.prediction_mask.unsqueeze(-1)
+    with torch.no_grad():
+        loc, scale = tiny.module.scaler(batch.target, mask, batch.sample_id, batch.variate_id)
+    ours_loc, ours_scale = window_loc_scale(tiny.module.scaler, batch.target, mask)
+    torch.testing.assert_close((batch.target - ours_loc) / ours_scale,
+                               (batch.target - loc) / scale)
+    embedded = adapter.embed(tiny.module, context, target)
+    assert embedded.shape == (3, 3 * 64)
+    embedded.pow(2).sum().backward()
+    assert context.grad is not None and context.grad.abs().sum() > 0
+    # Scale-free where no patch is padded: a window shifted and stretched embeds the same
+    # (the model's own scaler; uni2ts's padding is zeros before scaling).
+    whole = MoiraiAdapter(tiny, context_length=96, horizon=32, patch_size=32)
+    context, target = sine_windows(3, 96, 32)
+    torch.testing.assert_close(whole.embed(tiny.module, 3 * context + 7, 3 * target + 7),
+                               whole.embed(tiny.module, context, target), rtol=1e-4, atol=1e-4)

@@ -27,7 +27,7 @@ from hdt_finetune.finetune.moirai.moirai_weights import (
     load_moirai,
     random_moirai,
 )
-from hdt_finetune.finetune.uni2ts_compat import import_uni2ts
+from hdt_finetune.finetune.uni2ts_compat import import_uni2ts, window_loc_scale
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,26 @@ class MoiraiAdapter(ForecastAdapter):
         params = m.param_proj(reprs[:, horizon], batch.patch_size[:, horizon])
         params = _map_tensors(lambda t: t[:, :, : self.layout.patch_size], params)
         return m.distr_output.distribution(params, loc=loc[:, horizon], scale=scale[:, horizon])
+
+    def embed(self, model: nn.Module, context: Tensor, target: Tensor) -> Tensor:
+        """``[B, 3 d_model]``, differentiable in the windows: the encoder's mean
+        representation of the context tokens and of the (masked) horizon tokens, what the
+        model makes of the window and expects next, and the input embedding of the actual
+        target. All in the model's scaled units (its scaler standardises each window)."""
+        uni = import_uni2ts()
+        m = _unwrap(model)
+        batch = self.pack(context, target)
+        loc, scale = window_loc_scale(m.scaler, batch.target,
+                                      batch.observed_mask * ~batch.prediction_mask.unsqueeze(-1))
+        reprs = m.in_proj((batch.target - loc) / scale, batch.patch_size)
+        past, future = slice(None, self.layout.context_tokens), slice(self.layout.context_tokens,
+                                                                      None)
+        target_tokens = reprs[:, future].mean(dim=1)
+        reprs = uni.mask_fill(reprs, batch.prediction_mask, m.mask_encoding.weight)
+        reprs = m.encoder(reprs, uni.packed_attention_mask(batch.sample_id),
+                          time_id=batch.time_id, var_id=batch.variate_id)
+        return torch.cat([reprs[:, past].mean(dim=1), reprs[:, future].mean(dim=1),
+                          target_tokens], dim=-1)
 
     @torch.no_grad()
     def sample_forecast(self, model: nn.Module, context: Tensor, num_samples: int) -> Tensor:
