@@ -123,11 +123,22 @@ def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths)
                 raise
             print(f"published weights unavailable ({err}); using the stand-in", flush=True)
     folder = build_standin(dataset, standin_base(size, paths))
-    # Its pretraining record (corpus checksums, curve, cost) is kept with the results.
+    # Its pretraining record (corpus checksums, curve, cost, weights checksum) is kept with
+    # the results; a stand-in pretrained again elsewhere has other bits, and the records
+    # made with the old one stop counting (their weights checksum differs).
     kept = paths.results / "finetune_cost" / "standins" / f"{folder.name}.json"
-    if not kept.exists():
+    made = json.loads((folder / STANDIN_FILE).read_text())
+    before = json.loads(kept.read_text()) if kept.exists() else None
+    if before != made:
+        if before is not None:
+            print(f"the stand-in {folder.name} was pretrained again (model files sha256 "
+                  f"{str(before.get('model_files_sha256'))[:12]} -> "
+                  f"{made['model_files_sha256'][:12]}; "
+                  f"best validation MSE {before['validation']['mse']:.6f} -> "
+                  f"{made['validation']['mse']:.6f}): records made with the old one are "
+                  "run again", flush=True)
         kept.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(kept, json.loads((folder / STANDIN_FILE).read_text()))
+        atomic_write_json(kept, made)
     return str(folder)
 
 
@@ -164,11 +175,12 @@ def finetune_job(job: dict) -> str:
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                if line] if (out / "metrics.jsonl").exists() else []
     distill_flops = 0.0
-    if job["arm"] in SET_ARMS:  # what made the set, counted like its wall time
-        from hdt_finetune.distill.distill_flops import set_flops
+    if job["config"].get("train_data", "full") != "full":  # what made the set(s), counted
+        from hdt_finetune.distill.distill_flops import set_flops  # like their wall time
         from hdt_finetune.synthetic import read_synthetic_set
 
-        distill_flops = set_flops(read_synthetic_set(job["config"]["train_data"]).manifest).total
+        distill_flops = sum(set_flops(read_synthetic_set(member).manifest).total
+                            for member in job["config"]["train_data"].split("+"))
     atomic_write_json(job["record"], {
         **record, "distill_flops": distill_flops, "arm": job["arm"],
         "learning_rate": job["learning_rate"],
@@ -182,10 +194,12 @@ def finetune_job(job: dict) -> str:
 
 def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size: str,
             weights: str, arm: str, lr: float | None, seed: int,
-            budget: dict | None = None) -> dict:
+            budget: dict | None = None, train_data: str | None = None,
+            record: Path | None = None) -> dict:
     """The job of one run under the selection rule; `lr` None for the zero-shot arms; a
     compute-matched arm trains full data for `budget["steps"]` at most (which may exceed
-    the rule's step cap: the set arm's steps plus its distillation are the budget)."""
+    the rule's step cap: the set arm's steps plus its distillation are the budget). Another
+    benchmark (the screen) names its own `train_data` and `record`."""
     from hdt_finetune.run_identity import fingerprint
 
     model = f"moirai-{model_size}"
@@ -200,11 +214,12 @@ def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size
     if lr is None:  # zero-shot: no training, the test evaluation only
         config = {**common, "max_steps": 0, "train_data": "full"}
     else:
-        train_data = str(set_folder(paths, dataset, arm)) if arm in SET_ARMS else "full"
+        if train_data is None:
+            train_data = str(set_folder(paths, dataset, arm)) if arm in SET_ARMS else "full"
         config = {**common, **rule.schedule(), "train_data": train_data, "learning_rate": lr}
         if budget is not None:
             config["max_steps"] = budget["steps"]
-    record = record_path(paths, dataset, model, arm, lr, seed)
+    record = record or record_path(paths, dataset, model, arm, lr, seed)
     return {"dataset": dataset, "method": arm, "arm": arm, "learning_rate": lr, "seed": seed,
             # A folder per configuration: a run of an older rule or budget left behind by a
             # kill is never claimed by this one (its own leftovers resume).
@@ -219,15 +234,21 @@ def rule_record(rule: SelectionRule) -> dict:
     return {**rule.__dict__, "learning_rates": list(rule.learning_rates)}
 
 
-def same_weights(recorded: str | None, asked: str) -> bool:
+def same_weights(recorded: str | None, asked: str, recorded_sha256: str | None = None
+                 ) -> bool:
     """Whether a record's weights are the ones a job asks for: "random" is recorded as
-    "random-init", a folder by its resolved path, a hub id as itself."""
+    "random-init", a hub id as itself, a folder by its resolved path and its contents'
+    checksum (a stand-in rebuilt on another machine has the same path and other bits; a
+    record without the checksum predates it and counts as made with other weights)."""
     if asked == "random":
         return recorded == "random-init"
     if recorded is None:
         return False
-    if Path(asked).exists():
-        return Path(recorded).resolve() == Path(asked).resolve()
+    if Path(asked).is_dir():
+        from hdt_finetune.checksums import sha256_of_tree
+
+        return (Path(recorded).resolve() == Path(asked).resolve()
+                and recorded_sha256 == sha256_of_tree(Path(asked)))
     return recorded == asked
 
 
@@ -240,7 +261,8 @@ def record_is_current(job: dict) -> bool:
         return False
     record = json.loads(path.read_text())
     return (record.get("rule") == job["rule"] and record.get("budget") == job.get("budget")
-            and same_weights(record.get("weights"), job["weights"]))
+            and same_weights(record.get("weights"), job["weights"],
+                             record.get("weights_sha256")))
 
 
 def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,

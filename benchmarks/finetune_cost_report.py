@@ -88,13 +88,16 @@ def one_weights(records: list[dict]) -> tuple[list[dict], int]:
     """Per (dataset, model), the records of one set of weights, never a mix (a stand-in
     rebuilt since, say): the most common among the arms that load weights, plus the random-
     init reference; and how many were left out."""
+    def weights(r: dict) -> tuple[str, str | None]:  # a folder's path and its contents
+        return r["weights"], r.get("weights_sha256")
+
     by_key: dict = defaultdict(list)
     for r in records:
         if r["arm"] != "random_init":
-            by_key[(r["dataset"], r["model"])].append(r["weights"])
+            by_key[(r["dataset"], r["model"])].append(weights(r))
     chosen = {key: max(set(ws), key=ws.count) for key, ws in by_key.items()}
     kept = [r for r in records
-            if r["arm"] == "random_init" or r["weights"] == chosen[(r["dataset"], r["model"])]]
+            if r["arm"] == "random_init" or weights(r) == chosen[(r["dataset"], r["model"])]]
     return kept, len(records) - len(kept)
 
 

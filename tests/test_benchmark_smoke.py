@@ -24,9 +24,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ("finetune_throughput.py", "finetune_throughput.json"),
     ("distill_speed.py", "distill_speed/report.md"),
     ("baseline_tuning.py", "baseline_tuning/report.md"),
+    ("fm_screening.py", "fm_screening/report.md"),
 ])
 def test_a_benchmark_runs_at_its_smoke_size(tmp_path, shared_data_dir, program, report):
-    if program == "finetune_cost.py":
+    if program in ("finetune_cost.py", "fm_screening.py"):
         pytest.importorskip("uni2ts")
     copy = tmp_path / "benchmarks"
     copy.mkdir()

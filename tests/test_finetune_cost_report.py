@@ -121,10 +121,22 @@ def test_a_record_of_another_rule_is_run_again_not_mixed_in(tmp_path):
     path.write_text(json.dumps({"rule": {**rule, "eval_schedule": "every"},
                                 "weights": str(standin)}))
     assert not finetune_cost.record_is_current(job)
-    path.write_text(json.dumps({"rule": json.loads(json.dumps(rule)), "weights": str(standin)}))
+    from hdt_finetune.checksums import sha256_of_tree
+
+    (standin / "model.safetensors").write_bytes(b"weights")
+    made = {"rule": json.loads(json.dumps(rule)), "weights": str(standin),
+            "weights_sha256": sha256_of_tree(standin)}
+    path.write_text(json.dumps(made))
     assert finetune_cost.record_is_current(job)
     # Made with other weights (an older stand-in): run again, never mixed in.
-    path.write_text(json.dumps({"rule": rule, "weights": str(tmp_path / "standin-corpus2")}))
+    path.write_text(json.dumps({**made, "weights": str(tmp_path / "standin-corpus2")}))
+    assert not finetune_cost.record_is_current(job)
+    # The same folder pretrained again (another machine, other bits), or a record from
+    # before weights were checksummed.
+    path.write_text(json.dumps(made))
+    (standin / "model.safetensors").write_bytes(b"other weights")
+    assert not finetune_cost.record_is_current(job)
+    path.write_text(json.dumps({k: v for k, v in made.items() if k != "weights_sha256"}))
     assert not finetune_cost.record_is_current(job)
     path.write_text(json.dumps({"rule": rule, "weights": "random-init"}))
     assert finetune_cost.record_is_current({**job, "weights": "random"})

@@ -222,24 +222,29 @@ def _validate(row: dict, adapter: ForecastAdapter, model, data: FinetuneData,
     return stop
 
 
+def weights_checksum(config: FinetuneConfig) -> str:
+    """The checksum of a weights folder's contents ("" for a hub id or a random init): a
+    stand-in rebuilt on another machine has the same path and other bits."""
+    from hdt_finetune.checksums import sha256_of_tree
+
+    source = config.model.source
+    return (sha256_of_tree(Path(source)) if source and Path(source).is_dir() and
+            config.model.init == "pretrained" else "")
+
+
 def run_settings(config: FinetuneConfig, windows: FinetuneData, data: PreparedData,
                  processes: int, precision: str) -> dict[str, str]:
     """What a run's result depends on, as its out= folder and checkpoints record it: the
     config's result-shaping settings, the contents of the training windows and of the
     validation/test data, the weights folder's contents, and what the machine decides (the
     process count sets the global batch; `mixed_precision=auto` resolves to a precision)."""
-    from hdt_finetune.checksums import sha256_of_tree
-
     settings = config.result_settings()
     del settings["train_data"], settings["mixed_precision"]  # their contents/resolution below
     if config.mode != "lora":
         for key in ("lora_rank", "lora_alpha", "lora_dropout"):
             del settings[key]
-    source = config.model.source
-    weights = (sha256_of_tree(Path(source)) if source and Path(source).is_dir() and
-               config.model.init == "pretrained" else "")
     return {**settings, "train_data_sha256": json.dumps(windows.source["content_sha256"]),
-            "dataset_sha256": data.sha256, "weights_sha256": weights,
+            "dataset_sha256": data.sha256, "weights_sha256": weights_checksum(config),
             "processes": str(processes), "precision": precision}
 
 
@@ -366,6 +371,7 @@ def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: Finet
         "status": "ok",
         "model": adapter.name,
         "weights": adapter.weights,
+        "weights_sha256": weights_checksum(config),
         "model_init": "random" if adapter.weights == "random-init" else "pretrained",
         "mode": config.mode,
         "dataset": config.dataset,

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from hdt_finetune.atomic_files import atomic_directory
+from hdt_finetune.checksums import sha256_of_tree
 from hdt_finetune.data.data_cache import cache_root
 from hdt_finetune.data.dataset_registry import family_of
 from hdt_finetune.finetune.finetune_config import FinetuneConfig
@@ -59,6 +60,7 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
     curve = [row for row in rows if "val_mse" in row or row["step"] % 50 == 0]
     with atomic_directory(folder, overwrite=True) as tmp:
         shutil.copytree(run / "model", tmp, dirs_exist_ok=True)
+        model_sha256 = sha256_of_tree(tmp)  # the model files, before the record joins them
         (tmp / STANDIN_FILE).write_text(json.dumps({
             "what": f"{base.model.family}-{base.model.size} pretrained by hdt_finetune on a "
                     f"corpus without {eval_dataset}'s family ({family})",
@@ -66,6 +68,8 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
             "corpus": record["train_data"], "steps": record["steps"],
             "validation": {"dataset": corpus[0], "mse": record["best_val_mse"]},
             "cost": record["cost"],
+            # Pretraining on another machine gives other bits (float rounding differs).
+            "model_files_sha256": model_sha256,
             "curve": curve,
         }, indent=2))
     shutil.rmtree(run, ignore_errors=True)

@@ -35,6 +35,16 @@ def test_standin_is_built_once_and_loads_as_a_folder(tmp_path, shared_data_dir):
     assert info["steps"] == 2
     assert [row["step"] for row in info["curve"] if "val_mse" in row] == [2]  # eval_every=2
     assert f"corpus{CORPUS_VERSION}" in folder.name  # a new generated mix is a new stand-in
+    # The model files' checksum: a stand-in pretrained again elsewhere is told apart.
+    from hdt_finetune.checksums import sha256_of, sha256_of_tree
+
+    model_files = {p.name: sha256_of(p) for p in folder.iterdir() if p.name != "standin.json"}
+    assert {"config.json", "model.safetensors"} <= set(model_files)
+    (tmp_path / "files").mkdir()
+    for p in folder.iterdir():
+        if p.name != "standin.json":
+            (tmp_path / "files" / p.name).write_bytes(p.read_bytes())
+    assert info["model_files_sha256"] == sha256_of_tree(tmp_path / "files")
     loaded = load_moirai(str(folder))
     assert loaded.weights == str(folder.resolve()) and loaded.size == "tiny"
     stamp = (folder / "standin.json").stat().st_mtime_ns

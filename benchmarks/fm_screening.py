@@ -1,0 +1,255 @@
+"""The screen of the levers that might make a distilled set beat full data at equal compute
+(foundation-model-aware HDT, soft targets, mixed and larger sets), on ETTh1 and ETTm1 only,
+one seed, judged on validation only. It chooses the default HDT variant that then runs on all
+five datasets (finetune_cost.py), before any run on ETTh2, ETTm2 or exchange_rate.
+
+    python benchmarks/fm_screening.py run [datasets=ETTh1,ETTm1] [candidates=hdt,hdt_fm] [workers=1]
+    python benchmarks/fm_screening.py report
+    python benchmarks/fm_screening.py run smoke=true   # minutes: tiny Moirai, tiny sets
+
+Every candidate (set_recipes.CANDIDATES: the HDT variants, as many CondTSF variants, Random at
+every size a larger or mixed set has, and full data) is fine-tuned from the same weights
+under the fine-tuning benchmark's selection rule (finetune_cost_arms.RULE: its learning-rate
+grid, warm-up, validation schedule and patience, the same for every arm), seed 0 only.
+
+The score of a candidate on a dataset is its best validation MSE divided by full data's best
+validation MSE within the same total FLOPs (the candidate's fine-tune plus its sets'
+distillation), read off full data's validation curve; below 1 means ahead of full data at
+equal compute. The default is the HDT variant with the lowest mean score over the screened
+datasets; the best CondTSF variant is named the same way. Full data's curve comes from a run
+with the schedule of its own length, not of the matched budget: the screen's ratio is an
+estimate; the five-dataset run trains full data at each arm's budget.
+
+One JSON record per (dataset, candidate, learning rate) in results/fm_screening/records/;
+generated from them: results/fm_screening/report.md and results/fm_screening_summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from benchmark_jobs import BenchmarkPaths, ReportArgs, command_line, distil_job, run_in_workers
+from finetune_cost import arm_job, finetune_job, resolve_weights, rule_record, same_weights
+from finetune_cost_arms import RULE, SMOKE_RULE, SelectionRule
+from set_recipes import BY_NAME, CANDIDATES, Candidate, distil_jobs, sets_sha256
+
+SCREEN_DATASETS = ("ETTh1", "ETTm1")
+SMOKE_CANDIDATES = ("full", "hdt", "hdt_fm", "fewshot+hdt_soft", "random")
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    datasets: tuple[str, ...] = SCREEN_DATASETS
+    candidates: tuple[str, ...] = ()  # names in set_recipes.CANDIDATES; empty: all
+    size: str = "small"
+    weights: Literal["auto", "hub", "standin", "random"] = "auto"
+    workers: int = 1  # runs at a time, one thread each (recorded in every record)
+    smoke: bool = False
+
+
+def results(paths: BenchmarkPaths) -> Path:
+    return paths.results / "fm_screening"
+
+
+def record_path(paths: BenchmarkPaths, dataset: str, candidate: str, lr: float) -> Path:
+    return results(paths) / "records" / f"{dataset}__{candidate}__lr{lr:g}.json"
+
+
+def screen_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, size: str,
+               weights: str, candidate: Candidate, lr: float, workers: int) -> dict:
+    job = arm_job(paths, rule, dataset, size, weights, candidate.name, lr, 0,
+                  train_data=candidate.train_data(paths, dataset, weights),
+                  record=record_path(paths, dataset, candidate.name, lr))
+    return {**job, "concurrent_runs": workers,
+            "sets_sha256": sets_sha256(paths, dataset, candidate, weights)}
+
+
+def record_is_current(job: dict) -> bool:
+    """A record made under the job's rule, from its weights, on its sets as they are now (a
+    set made again, or with other settings, has another checksum)."""
+    path = Path(job["record"])
+    if not path.exists():
+        return False
+    record = json.loads(path.read_text())
+    trained = record["train_data"]
+    members = (trained["content_sha256"] if trained["kind"] == "mix"
+               else [] if trained["kind"] == "full" else [trained["content_sha256"]])
+    return (record.get("rule") == job["rule"] and members == job["sets_sha256"]
+            and same_weights(record.get("weights"), job["weights"],
+                             record.get("weights_sha256")))
+
+
+def run(args: RunArgs) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    paths, rule = BenchmarkPaths.of(args.smoke), RULE
+    names = args.candidates or tuple(c.name for c in CANDIDATES)
+    unknown = sorted(set(names) - set(BY_NAME))
+    if unknown:
+        raise SystemExit(f"error: unknown candidates {unknown}; known: {sorted(BY_NAME)}")
+    if args.smoke:
+        args = RunArgs(datasets=("ETTh1",), candidates=args.candidates or SMOKE_CANDIDATES,
+                       size="tiny", weights="random", smoke=True)
+        names, rule = args.candidates, SMOKE_RULE
+    candidates = [BY_NAME[n] for n in names]
+    for dataset in args.datasets:
+        weights = resolve_weights(dataset, args.size, args.weights, paths)
+        print(f"{dataset}: weights {weights}", flush=True)
+        jobs = distil_jobs(paths, dataset, candidates, weights, args.smoke)
+        for job in jobs:  # the smoke run's random-init model is the tiny one
+            if args.smoke and job["method"] == "hdt_fm":
+                job["settings"] = [*job["settings"], "fm.size=tiny", "fm.real_windows=16",
+                                   "fm.windows=4"]
+        run_in_workers(distil_job, jobs, args.workers)
+        runs = [screen_job(paths, rule, dataset, args.size, weights, c, lr, args.workers)
+                for c in candidates for lr in rule.learning_rates]
+        run_in_workers(finetune_job, [j for j in runs if not record_is_current(j)],
+                       args.workers)
+    report(paths, rule)
+
+
+# --- the report ----------------------------------------------------------------------------
+
+def full_val_within(full: dict, flops: float) -> float | None:
+    """Full data's best validation MSE among its validations within `flops` of training
+    (the starting weights' validation is always within); None without a curve."""
+    per_step = full["cost"]["flops"] / max(1, full["cost"]["optimizer_steps"])
+    seen = [row["val_mse"] for row in full["curve"]
+            if "val_mse" in row and row["step"] * per_step <= flops]
+    return min(seen) if seen else None
+
+
+def score_table(records: list[dict], rule: SelectionRule) -> dict:
+    """{dataset: {candidate: row}}: each candidate at its chosen learning rate."""
+    by_cell: dict[tuple[str, str], dict[float, dict]] = {}
+    for r in records:
+        by_cell.setdefault((r["dataset"], r["arm"]), {})[r["learning_rate"]] = r
+    table: dict[str, dict[str, dict]] = {}
+    for (dataset, name), grid in by_cell.items():
+        if set(grid) != set(rule.learning_rates):
+            continue  # the grid is not complete yet
+        lr = rule.choose({lr: r["best_val_mse"] for lr, r in grid.items()})
+        table.setdefault(dataset, {})[name] = {"learning_rate": lr, "record": grid[lr]}
+    for rows in table.values():
+        full = rows.get("full")
+        for row in rows.values():
+            r = row["record"]
+            total = r["cost"]["flops"] + r.get("distill_flops", 0.0)
+            within = full_val_within(full["record"], total) if full else None
+            row.update({
+                "val_mse": r["best_val_mse"], "steps": r["steps"], "total_flops": total,
+                "full_val_same_total_flops": within,
+                "score": r["best_val_mse"] / within if within else None,
+                "points": r["train_data"]["points"],
+                "fraction_of_train": (r["train_data"]["points"]
+                                      / full["record"]["train_data"]["points"]
+                                      if full else None),
+            })
+    return table
+
+
+def choose(table: dict, datasets: tuple[str, ...], family: str) -> tuple[str | None, dict]:
+    """The candidate of `family` with the lowest mean score over `datasets`, among those
+    scored on all of them, and every such candidate's mean score."""
+    means = {}
+    for candidate in CANDIDATES:
+        if candidate.family != family:
+            continue
+        scores = [table.get(d, {}).get(candidate.name, {}).get("score") for d in datasets]
+        if all(s is not None for s in scores):
+            means[candidate.name] = statistics.fmean(scores)
+    return (min(means, key=means.get) if means else None), means
+
+
+def report(paths: BenchmarkPaths, rule: SelectionRule = RULE) -> None:
+    from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
+
+    folder = results(paths)
+    records = [json.loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))]
+    datasets = tuple(sorted({r["dataset"] for r in records}))
+    table = score_table(records, rule)
+    expected = {(d, c.name) for d in datasets for c in CANDIDATES}
+    complete = expected <= {(d, n) for d, rows in table.items() for n in rows}
+    default, hdt_means = choose(table, datasets, "hdt")
+    best_condtsf, condtsf_means = choose(table, datasets, "condtsf")
+    summary = {
+        "datasets": list(datasets), "complete": complete,
+        "default": default if complete else None, "best_condtsf": best_condtsf,
+        "mean_score": {**hdt_means, **condtsf_means},
+        "configurations": {f: sum(c.family == f for c in CANDIDATES)
+                           for f in ("hdt", "condtsf")},
+        "rule": rule_record(rule),
+        "scores": {d: {n: {k: v for k, v in row.items() if k != "record"}
+                       for n, row in rows.items()} for d, rows in table.items()},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(paths.results / "fm_screening_summary.json", summary)
+    atomic_write_text(folder / "report.md", _markdown(table, datasets, summary, records))
+    print(f"wrote {folder / 'report.md'}")
+
+
+def _markdown(table: dict, datasets: tuple[str, ...], summary: dict, records: list[dict]
+              ) -> str:
+    def cell(value, fmt):
+        return "" if value is None else format(value, fmt)
+
+    lines = [
+        "# Screening the levers (validation only)", "",
+        "Generated by `benchmarks/fm_screening.py` from its records; do not edit.", "",
+        f"Datasets: {', '.join(datasets) or 'none yet'}; seed 0; the fine-tuning benchmark's "
+        "selection rule for every candidate. Score: best validation MSE / full data's best "
+        "validation MSE within the same total FLOPs (fine-tune + distillation), read off full "
+        "data's own validation curve; below 1 is ahead of full data at equal compute.", "",
+        f"Configurations screened: {summary['configurations']['hdt']} HDT variants and "
+        f"{summary['configurations']['condtsf']} CondTSF variants (equal budgets).", "",
+    ]
+    if summary["complete"]:
+        lines += [f"**Default (lowest mean score among the HDT variants): "
+                  f"`{summary['default']}`.** Best CondTSF variant: "
+                  f"`{summary['best_condtsf']}`.", ""]
+    else:
+        lines += ["The screen is not complete: no default is chosen yet.", ""]
+    for dataset in datasets:
+        lines += [f"## {dataset}", "",
+                  "| candidate | family | what | fraction of train | lr | steps | val MSE | "
+                  "total FLOPs | full val at equal FLOPs | score |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for candidate in CANDIDATES:
+            row = table.get(dataset, {}).get(candidate.name)
+            if row is None:
+                continue
+            lines.append(
+                f"| {candidate.name} | {candidate.family} | {candidate.note} | "
+                f"{cell(row['fraction_of_train'], '.3f')} | {row['learning_rate']:g} | "
+                f"{row['steps']} | {row['val_mse']:.4f} | {row['total_flops']:.2e} | "
+                f"{cell(row['full_val_same_total_flops'], '.4f')} | "
+                f"{cell(row['score'], '.3f')} |")
+        lines.append("")
+    lines += ["## Mean score over the screened datasets", "",
+              "| candidate | mean score |", "|---|---|"]
+    lines += [f"| {name} | {score:.3f} |"
+              for name, score in sorted(summary["mean_score"].items(), key=lambda kv: kv[1])]
+    shas = sorted({(r.get("git") or {}).get("sha") or "unknown" for r in records})
+    concurrency = sorted({r.get("concurrent_runs", 1) for r in records})
+    lines += ["", f"Records: {len(records)}, from commit(s) {', '.join(s[:7] for s in shas)}; "
+              f"runs at a time: {concurrency}, one thread each."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    command, args = command_line(argv, {"run": RunArgs(), "report": ReportArgs()}, __doc__)
+    if command == "run":
+        run(args)
+    else:
+        report(BenchmarkPaths.of(args.smoke), SMOKE_RULE if args.smoke else RULE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

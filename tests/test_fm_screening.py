@@ -1,0 +1,97 @@
+"""The screen's choice: scores at equal total FLOPs against full data's validation curve,
+the default only once every candidate has run, and records tied to their sets' checksums."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import fm_screening  # noqa: E402
+from finetune_cost_arms import SelectionRule  # noqa: E402
+from set_recipes import BY_NAME, CANDIDATES, SetRecipe  # noqa: E402
+
+RULE = SelectionRule(learning_rates=(1e-4, 1e-3))
+FULL_CURVE = [{"step": 0, "val_mse": 1.0}, {"step": 10, "val_mse": 0.8},
+              {"step": 100, "val_mse": 0.5}, {"step": 1000, "val_mse": 0.4}]
+
+
+def record(dataset, name, lr, val, steps, distill_flops=0.0, curve=None, points=384):
+    return {"dataset": dataset, "arm": name, "learning_rate": lr, "best_val_mse": val,
+            "steps": steps, "cost": {"flops": steps * 1e9, "optimizer_steps": steps},
+            "distill_flops": distill_flops, "curve": curve or [],
+            "train_data": {"kind": "full" if name == "full" else "synthetic",
+                           "points": 8640 if name == "full" else points}}
+
+
+def test_a_set_is_scored_against_full_data_within_its_total_flops():
+    records = [record("ETTh1", "full", 1e-3, 0.4, 1000, curve=FULL_CURVE),
+               record("ETTh1", "full", 1e-4, 0.45, 1000, curve=FULL_CURVE),
+               # 20 steps + 80 steps' worth of distillation: full data had reached 0.5
+               record("ETTh1", "hdt", 1e-3, 0.45, 20, distill_flops=80e9),
+               record("ETTh1", "hdt", 1e-4, 0.6, 20, distill_flops=80e9),
+               record("ETTh1", "hdt_fm", 1e-3, 0.7, 20)]  # one learning rate only
+    table = fm_screening.score_table(records, RULE)
+    hdt = table["ETTh1"]["hdt"]
+    assert hdt["learning_rate"] == 1e-3 and hdt["total_flops"] == 100e9
+    assert hdt["full_val_same_total_flops"] == 0.5 and hdt["score"] == pytest.approx(0.9)
+    assert hdt["fraction_of_train"] == pytest.approx(384 / 8640)
+    assert "hdt_fm" not in table["ETTh1"]  # its grid is not complete
+    default, means = fm_screening.choose(table, ("ETTh1",), "hdt")
+    assert default == "hdt" and means == {"hdt": pytest.approx(0.9)}
+    assert fm_screening.choose(table, ("ETTh1", "ETTm1"), "hdt") == (None, {})
+
+
+def test_the_report_names_a_default_only_when_the_screen_is_complete(tmp_path):
+    from benchmark_jobs import BenchmarkPaths
+
+    paths = BenchmarkPaths(results=tmp_path / "results", work=tmp_path / "work")
+    folder = fm_screening.results(paths) / "records"
+    folder.mkdir(parents=True)
+
+    def write(records):
+        for r in records:
+            path = fm_screening.record_path(paths, r["dataset"], r["arm"], r["learning_rate"])
+            path.write_text(json.dumps(r))
+
+    write([record("ETTh1", "full", lr, 0.4, 1000, curve=FULL_CURVE) for lr in (1e-4, 1e-3)])
+    write([record("ETTh1", "hdt", lr, 0.45, 20) for lr in (1e-4, 1e-3)])
+    fm_screening.report(paths, RULE)
+    summary = json.loads((paths.results / "fm_screening_summary.json").read_text())
+    assert summary["complete"] is False and summary["default"] is None
+    # Every candidate's grid: the HDT variant with the lowest mean score is the default.
+    for c in CANDIDATES:
+        val = 0.41 if c.name == "hdt_fm" else 0.6
+        write([record("ETTh1", c.name, lr, val if c.name != "full" else 0.4, 20 if c.members
+                      else 1000, curve=FULL_CURVE) for lr in (1e-4, 1e-3)])
+    fm_screening.report(paths, RULE)
+    summary = json.loads((paths.results / "fm_screening_summary.json").read_text())
+    assert summary["complete"] is True and summary["default"] == "hdt_fm"
+    assert summary["configurations"]["hdt"] == summary["configurations"]["condtsf"]
+    assert "`hdt_fm`" in (fm_screening.results(paths) / "report.md").read_text()
+
+
+def test_records_count_only_on_the_sets_they_were_made_on(tmp_path):
+    path = tmp_path / "r.json"
+    job = {"record": str(path), "rule": {"a": 1}, "weights": "random",
+           "sets_sha256": ["aa", "bb"]}
+    made = {"rule": {"a": 1}, "weights": "random-init",
+            "train_data": {"kind": "mix", "content_sha256": ["aa", "bb"]}}
+    path.write_text(json.dumps(made))
+    assert fm_screening.record_is_current(job)
+    assert not fm_screening.record_is_current({**job, "sets_sha256": ["aa", "cc"]})
+    assert not fm_screening.record_is_current({**job, "rule": {"a": 2}})
+
+
+def test_a_set_made_for_a_model_is_named_by_that_model():
+    from benchmark_jobs import BenchmarkPaths
+
+    paths = BenchmarkPaths(results=Path("r"), work=Path("w"))
+    fm = BY_NAME["hdt_fm"].members[0]
+    assert fm.folder(paths, "ETTh1", "/a") != fm.folder(paths, "ETTh1", "/b")
+    assert SetRecipe("hdt").folder(paths, "ETTh1", "/a").name == "ETTh1_hdt_M384_seed0"
+    assert fm.resolved("/a") == ("fm.source=/a",)
