@@ -143,6 +143,8 @@ def evaluate_job(job: dict) -> str:
         "method": job["method"],
         # A tuning search's name for the settings (benchmarks/baseline_tuning.py)
         **({"configuration": job["configuration"]} if "configuration" in job else {}),
+        # A screened variant of a method (benchmarks/set_recipes.py), reported by its name
+        **({"variant": job["variant"]} if "variant" in job else {}),
         "backbone": job["backbone"],
         "length": synthetic.values.shape[0],
         "set_sha256": synthetic.content_sha256,

@@ -39,25 +39,26 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark_jobs import (
-    SMOKE_DISTILL,
     BenchmarkPaths,
     ReportArgs,
     command_line,
     distil_job,
     run_in_workers,
-    set_is_current,
 )
 from finetune_cost_arms import (
     LABELS,
     MATCHED_ARMS,
     RULE,
     SET_ARMS,
-    SET_LENGTH,
     SMOKE_RULE,
     TRAINED_ARMS,
     SelectionRule,
     arm_seeds,
 )
+from set_recipes import Candidate, distil_jobs
+
+# A smoke run's hdt_fm set is made with the tiny random-init model it fine-tunes.
+SMOKE_FM = ("fm.size=tiny", "fm.real_windows=16", "fm.windows=4")
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,21 @@ def record_path(paths: BenchmarkPaths, dataset: str, model: str, arm: str, lr: f
             / f"{dataset}__{model}__{arm}__lr{lr_part}__seed{seed}.json")
 
 
-def set_folder(paths: BenchmarkPaths, dataset: str, arm: str) -> Path:
-    return paths.sets / f"{dataset}_{SET_ARMS[arm]}_M{SET_LENGTH}_seed0"
+def set_folders(paths: BenchmarkPaths, dataset: str, arm: str, weights: str) -> list[Path]:
+    """A set arm's member sets (the reference arms keep their `{dataset}_{method}_M384_seed0`
+    folders); a set distilled for the model is named by the weights it was made for."""
+    return [recipe.folder(paths, dataset, weights) for recipe in SET_ARMS[arm]]
+
+
+def current_sets(paths: BenchmarkPaths, dataset: str, arm: str, weights: str
+                 ) -> list[str] | None:
+    """A set arm's member sets' checksums as they are now (None for the other arms)."""
+    from hdt_finetune.synthetic import read_synthetic_set
+
+    if arm not in SET_ARMS:
+        return None
+    return [read_synthetic_set(f).content_sha256
+            for f in set_folders(paths, dataset, arm, weights)]
 
 
 # --- weights -------------------------------------------------------------------------------
@@ -215,12 +229,14 @@ def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size
         config = {**common, "max_steps": 0, "train_data": "full"}
     else:
         if train_data is None:
-            train_data = str(set_folder(paths, dataset, arm)) if arm in SET_ARMS else "full"
+            train_data = ("+".join(str(f) for f in set_folders(paths, dataset, arm, weights))
+                          if arm in SET_ARMS else "full")
         config = {**common, **rule.schedule(), "train_data": train_data, "learning_rate": lr}
         if budget is not None:
             config["max_steps"] = budget["steps"]
     record = record or record_path(paths, dataset, model, arm, lr, seed)
     return {"dataset": dataset, "method": arm, "arm": arm, "learning_rate": lr, "seed": seed,
+            "sets_sha256": current_sets(paths, dataset, arm, weights),
             # A folder per configuration: a run of an older rule or budget left behind by a
             # kill is never claimed by this one (its own leftovers resume).
             "config": config, "out": str(paths.work / "finetune_cost" / (
@@ -252,17 +268,28 @@ def same_weights(recorded: str | None, asked: str, recorded_sha256: str | None =
     return recorded == asked
 
 
+def trained_sets_sha256(record: dict) -> list[str]:
+    """The checksums of the sets a record trained on ([] for the full split)."""
+    trained = record["train_data"]
+    if trained["kind"] == "mix":
+        return list(trained["content_sha256"])
+    return [] if trained["kind"] == "full" else [trained["content_sha256"]]
+
+
 def record_is_current(job: dict) -> bool:
     """A record exists and was made under the job's rule, with its weights (and, for a
-    compute-matched arm, for its budget): one made otherwise (an older stand-in, say) is run
-    again and replaced, never mixed in."""
+    compute-matched arm, for its budget; for a set arm, on its sets as they are now): one
+    made otherwise (an older stand-in, a set made again) is run again and replaced, never
+    mixed in."""
     path = Path(job["record"])
     if not path.exists():
         return False
     record = json.loads(path.read_text())
     return (record.get("rule") == job["rule"] and record.get("budget") == job.get("budget")
             and same_weights(record.get("weights"), job["weights"],
-                             record.get("weights_sha256")))
+                             record.get("weights_sha256"))
+            and (job.get("sets_sha256") is None
+                 or trained_sets_sha256(record) == job["sets_sha256"]))
 
 
 def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model: str,
@@ -273,7 +300,8 @@ def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: st
     for lr in rule.learning_rates:
         path = record_path(paths, dataset, model, arm, lr, 0)
         if not record_is_current({"record": path, "rule": rule_record(rule), "budget": budget,
-                                  "weights": weights}):
+                                  "weights": weights,
+                                  "sets_sha256": current_sets(paths, dataset, arm, weights)}):
             return None
         scores[lr] = json.loads(path.read_text())["best_val_mse"]
     return rule.choose(scores)
@@ -293,18 +321,25 @@ def matched_budget(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, mod
     if lr is None:
         return None
     paths_of_seeds = [record_path(paths, dataset, model, arm, lr, seed) for seed in range(seeds)]
+    sets = current_sets(paths, dataset, arm, weights)
     if not all(record_is_current({"record": path, "rule": rule_record(rule),
-                                  "weights": weights}) for path in paths_of_seeds):
+                                  "weights": weights, "sets_sha256": sets})
+               for path in paths_of_seeds):
         return None
     runs = [json.loads(path.read_text()) for path in paths_of_seeds]
     steps = sum(r["steps"] for r in runs) / len(runs)
     cost = runs[0]["cost"]
     flops_per_step = cost["flops"] / cost["optimizer_steps"]
-    manifest = read_synthetic_set(set_folder(paths, dataset, arm)).manifest
-    distill_flops = set_flops(manifest).total
+    # A mixed arm's distillation is every member's (a Random member costs nothing).
+    manifests = [read_synthetic_set(f).manifest
+                 for f in set_folders(paths, dataset, arm, weights)]
+    distill_flops = sum(set_flops(m).total for m in manifests)
     budget = {"arm": arm, "kind": kind, "set_steps": steps, "flops_per_step": flops_per_step,
-              "distill_flops": distill_flops, "distill_wall_s": manifest["cost"]["wall_s"],
-              "set_sha256": manifest["content_sha256"]}
+              "distill_flops": distill_flops,
+              "distill_wall_s": sum(m["cost"]["wall_s"] for m in manifests)}
+    # One set keeps the field as the existing records store it.
+    sha = [m["content_sha256"] for m in manifests]
+    budget.update({"set_sha256": sha[0]} if len(sha) == 1 else {"sets_sha256": sha})
     extra = distill_flops / flops_per_step if kind == "total" else 0.0
     return {**budget, "steps": max(1, round(steps + extra))}
 
@@ -316,14 +351,14 @@ def run(args: RunArgs) -> None:
     from finetune_cost_report import report
 
     torch.set_num_threads(1)  # the stand-in is pretrained here, like every run: one thread
-    paths, rule, settings = BenchmarkPaths.of(args.smoke), RULE, []
+    paths, rule = BenchmarkPaths.of(args.smoke), RULE
     unknown = set(args.arms) - set(LABELS)
     if unknown:
         raise SystemExit(f"error: unknown arms {sorted(unknown)}; known: {sorted(LABELS)}")
     if args.smoke:
         args = RunArgs(datasets=("ETTh1",), size="tiny", seeds=1, weights="random",
                        arms=args.arms, smoke=True)
-        rule, settings = SMOKE_RULE, list(SMOKE_DISTILL)
+        rule = SMOKE_RULE
     size, seeds, workers = args.size, args.seeds, args.workers
     model = f"moirai-{size}"
 
@@ -331,15 +366,17 @@ def run(args: RunArgs) -> None:
         return not args.arms or arm in args.arms
 
     for dataset in args.datasets:
-        distils = [{"dataset": dataset, "method": method, "length": SET_LENGTH,
-                    "set": str(set_folder(paths, dataset, arm)), "settings": settings}
-                   for arm, method in SET_ARMS.items()
-                   if (wanted(arm) or any(wanted(m) for m, (a, _) in MATCHED_ARMS.items()
-                                          if a == arm))
-                   and not set_is_current(set_folder(paths, dataset, arm))]
-        run_in_workers(distil_job, distils, 1)
+        # The weights first: a set distilled for the model (hdt_fm) needs them.
         weights = resolve_weights(dataset, size, args.weights, paths)
         print(f"{dataset}: weights {weights}", flush=True)
+        needed = [Candidate(arm, "arm", recipes, "") for arm, recipes in SET_ARMS.items()
+                  if wanted(arm) or any(wanted(m) for m, (a, _) in MATCHED_ARMS.items()
+                                        if a == arm)]
+        distils = distil_jobs(paths, dataset, needed, weights, args.smoke)
+        for job in distils:  # the smoke run's random-init model is the tiny one
+            if args.smoke and job["method"] == "hdt_fm":
+                job["settings"] = [*job["settings"], *SMOKE_FM]
+        run_in_workers(distil_job, distils, 1)
         arms = [arm for arm in TRAINED_ARMS if wanted(arm)]
 
         def job(arm: str, lr: float | None, seed: int, weights: str = weights,

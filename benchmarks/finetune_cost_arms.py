@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SET_LENGTH = 384  # rows per channel of every distilled arm's set
+from set_recipes import BY_NAME, SetRecipe
+
+# The HDT variant the screen chose (benchmarks/fm_screening.py; its summary's "default"),
+# committed before the five-dataset run; None until the screen has run. Once set, the
+# benchmark adds its arm and full data at its budgets.
+DEFAULT_VARIANT: str | None = None
 
 
 @dataclass(frozen=True)
@@ -13,7 +18,7 @@ class ArmSpec:
     name: str
     label: str
     trained: bool  # False: evaluated as loaded (zero-shot)
-    method: str | None = None  # the distillation method of a set arm
+    sets: tuple[SetRecipe, ...] = ()  # a set arm's member sets (set_recipes.py)
     # A compute-matched full-data arm: (the set arm, "train" for its fine-tuning steps or
     # "total" for those plus its distillation's FLOPs in full-data steps) sets max_steps.
     matched: tuple[str, str] | None = None
@@ -21,14 +26,30 @@ class ArmSpec:
     max_seeds: int | None = None
 
 
+def default_arms(variant: str | None) -> tuple[ArmSpec, ...]:
+    """The chosen variant's arm and full data at its two budgets (none for plain HDT, which
+    has them already)."""
+    if variant is None or variant == "hdt":
+        return ()
+    return (
+        ArmSpec(variant, f"default: {variant}", trained=True, sets=BY_NAME[variant].members),
+        ArmSpec(f"full_at_{variant}_train", f"full data, {variant}'s steps", trained=True,
+                matched=(variant, "train")),
+        ArmSpec(f"full_at_{variant}_total",
+                f"full data, {variant}'s steps + distillation FLOPs", trained=True,
+                matched=(variant, "total")),
+    )
+
+
 ARMS = (
     ArmSpec("zeroshot", "zero-shot", trained=False),
     ArmSpec("random_init", "zero-shot, random-init model", trained=False),
     ArmSpec("full", "full data", trained=True),
-    ArmSpec("hdt", "HDT set", trained=True, method="hdt"),
-    ArmSpec("condtsf", "CondTSF set", trained=True, method="condtsf"),
+    ArmSpec("hdt", "HDT set", trained=True, sets=(SetRecipe("hdt"),)),
+    ArmSpec("condtsf", "CondTSF set", trained=True, sets=(SetRecipe("condtsf"),)),
     # Two seeds: the compute plan cuts seeds before datasets, and Random first.
-    ArmSpec("random", "Random subset", trained=True, method="random", max_seeds=2),
+    ArmSpec("random", "Random subset", trained=True, sets=(SetRecipe("random"),),
+            max_seeds=2),
     ArmSpec("full_at_hdt_train", "full data, HDT's steps", trained=True,
             matched=("hdt", "train")),
     ArmSpec("full_at_hdt_total", "full data, HDT's steps + distillation FLOPs", trained=True,
@@ -37,12 +58,14 @@ ARMS = (
             matched=("condtsf", "train")),
     ArmSpec("full_at_condtsf_total", "full data, CondTSF's steps + distillation FLOPs",
             trained=True, matched=("condtsf", "total")),
+    *default_arms(DEFAULT_VARIANT),
 )
+DEFAULT_ARM = DEFAULT_VARIANT or "hdt"  # the arm the issue's targets are judged on
 LABELS = {arm.name: arm.label for arm in ARMS}
 MATCHED_ARMS = {arm.name: arm.matched for arm in ARMS if arm.matched}
 TRAINED_ARMS = tuple(arm.name for arm in ARMS if arm.trained and not arm.matched)
 ZERO_SHOT_ARMS = tuple(arm.name for arm in ARMS if not arm.trained)
-SET_ARMS = {arm.name: arm.method for arm in ARMS if arm.method}
+SET_ARMS = {arm.name: arm.sets for arm in ARMS if arm.sets}
 
 
 def arm_seeds(arm: str, seeds: int) -> int:

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark_jobs import BenchmarkPaths
-from finetune_cost_arms import LABELS, MATCHED_ARMS, RULE, TRAINED_ARMS, ZERO_SHOT_ARMS
+from default_arm_targets import Verdict, judge
+from finetune_cost_arms import (
+    DEFAULT_ARM,
+    LABELS,
+    MATCHED_ARMS,
+    RULE,
+    TRAINED_ARMS,
+    ZERO_SHOT_ARMS,
+)
 from time_to_accuracy import (
     CurvePoint,
     curve_points,
@@ -245,11 +253,20 @@ def report(paths: BenchmarkPaths) -> None:
                     _compute_plot(results, dataset, model, arms)]
     figures = [f for f in figures if f]
     context = _context(records)
-    markdown = _markdown(sections, figures, context)
+    # Issue 17's targets, judged on Moirai-small (the model every dataset ran).
+    small = {dataset: arms for (dataset, model), arms in table.items()
+             if model == "moirai-small"}
+    reach = {dataset: models["moirai-small"].get("time_to_accuracy", {})
+             for dataset, models in summary.items() if "moirai-small" in models}
+    verdicts = judge(small, reach, DEFAULT_ARM)
+    markdown = _markdown(sections, figures, context, verdicts)
     results.mkdir(parents=True, exist_ok=True)
     atomic_write_text(results / "report.md", markdown)
-    atomic_write_text(results / "report.html", _html(sections, figures, context))
+    atomic_write_text(results / "report.html", _html(sections, figures, context, verdicts))
     atomic_write_json(summary_path, summary)
+    atomic_write_json(results / "targets.json", {
+        "arm": DEFAULT_ARM, "model": "moirai-small",
+        "verdicts": [v.__dict__ for v in verdicts]})
     print(f"wrote {results / 'report.md'}, report.html and {summary_path}")
 
 
@@ -392,9 +409,16 @@ def _compute_lines(head: dict, arms: dict[str, Arm]) -> list[str]:
     return [*lines, ""] if lines else []
 
 
-def _markdown(sections: list[dict], figures: list[Path], context: dict) -> str:
+def _verdict_lines(verdicts: list[Verdict]) -> list[str]:
+    return [f"- **{v.target}: {v.status}.** {v.detail}" for v in verdicts]
+
+
+def _markdown(sections: list[dict], figures: list[Path], context: dict,
+              verdicts: list[Verdict]) -> str:
     lines = ["# Fine-tuning cost and accuracy (generated from records/, do not edit)", "",
-             _INTRO, ""]
+             _INTRO, "", f"## Targets of the default distilled arm (`{DEFAULT_ARM}`, "
+             "Moirai-small; benchmarks/default_arm_targets.py)", "",
+             *_verdict_lines(verdicts), ""]
     for s in sections:
         lines += [f"## {s['title']}", "", f"Weights: `{s['weights']}`; {s['sharing']}", "",
                   "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -410,8 +434,13 @@ def _markdown(sections: list[dict], figures: list[Path], context: dict) -> str:
     return "\n".join(lines)
 
 
-def _html(sections: list[dict], figures: list[Path], context: dict) -> str:
-    body = [f"<h1>Fine-tuning cost and accuracy</h1><p>{html.escape(_INTRO)}</p>"]
+def _html(sections: list[dict], figures: list[Path], context: dict,
+          verdicts: list[Verdict]) -> str:
+    judged = "".join(f"<li><b>{html.escape(v.target)}: {html.escape(v.status)}.</b> "
+                     f"{html.escape(v.detail)}</li>" for v in verdicts)
+    body = [f"<h1>Fine-tuning cost and accuracy</h1><p>{html.escape(_INTRO)}</p>"
+            f"<h2>Targets of the default distilled arm ({html.escape(DEFAULT_ARM)}, "
+            f"Moirai-small)</h2><ul>{judged}</ul>"]
     for s in sections:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"

@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark_jobs import BenchmarkPaths, ReportArgs, command_line, distil_job, run_in_workers
-from finetune_cost import arm_job, finetune_job, resolve_weights, rule_record, same_weights
+from finetune_cost import (
+    arm_job,
+    finetune_job,
+    resolve_weights,
+    rule_record,
+    same_weights,
+    trained_sets_sha256,
+)
 from finetune_cost_arms import RULE, SMOKE_RULE, SelectionRule
 from set_recipes import BY_NAME, CANDIDATES, Candidate, distil_jobs, sets_sha256
 
@@ -76,10 +83,8 @@ def record_is_current(job: dict) -> bool:
     if not path.exists():
         return False
     record = json.loads(path.read_text())
-    trained = record["train_data"]
-    members = (trained["content_sha256"] if trained["kind"] == "mix"
-               else [] if trained["kind"] == "full" else [trained["content_sha256"]])
-    return (record.get("rule") == job["rule"] and members == job["sets_sha256"]
+    return (record.get("rule") == job["rule"]
+            and trained_sets_sha256(record) == job["sets_sha256"]
             and same_weights(record.get("weights"), job["weights"],
                              record.get("weights_sha256")))
 

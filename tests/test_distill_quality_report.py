@@ -77,3 +77,41 @@ def test_rows_of_different_recipes_or_unequal_distillation_seeds_are_not_pooled(
     (records / "9.json").write_text(json.dumps(record("ETTh1", "hdt", "xpatch", 1, [0.3] * 5)))
     with pytest.raises(SystemExit, match="ETTh1 hdt 384 differ in their training seeds"):
         distill_quality.report(paths)
+
+
+def test_a_variant_reports_under_its_name_and_the_quality_target_is_judged(tmp_path):
+    records = tmp_path / "distill_quality" / "records"
+    records.mkdir(parents=True)
+    rows = []
+    for dataset in ("ETTh1", "ETTh2", "ETTm1", "ETTm2", "exchange_rate"):
+        for backbone in distill_quality.BACKBONES:
+            rows += [record(dataset, "condtsf", backbone, 0, [0.45, 0.45]),
+                     record(dataset, "hdt", backbone, 0, [0.50, 0.50]),
+                     {**record(dataset, "hdt_soft", backbone, 0, [0.39, 0.39]),
+                      "variant": "hdt_soft_b05"}]
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(json.dumps(row))
+    distill_quality.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    summary = json.loads((tmp_path / "distill_quality_summary.json").read_text())
+    assert set(summary["ETTh1"]) == {"condtsf", "hdt", "hdt_soft_b05"}
+    assert distill_quality.quality_target(summary, "hdt_soft_b05")[0] == "met"
+    assert distill_quality.quality_target(summary, "hdt")[0] == "missed"
+    summary["ETTh1"]["hdt_soft_b05"]["mse_mean_cross_arch"] = 0.41  # below CondTSF, > 0.400
+    assert distill_quality.quality_target(summary, "hdt_soft_b05")[0] == "missed"
+    del summary["ETTm2"]["hdt_soft_b05"], summary["ETTh1"]["hdt_soft_b05"]
+    assert distill_quality.quality_target(summary, "hdt_soft_b05")[0] == "not met so far"
+    report = (tmp_path / "distill_quality" / "report.md").read_text()
+    assert "- hdt: **missed**" in report
+    held_out = distill_quality.held_out_means(summary)["hdt_soft_b05"]
+    assert held_out["tuned_on"] == list(distill_quality.VARIANT_TUNED_ON)
+
+
+def test_only_a_one_set_hdt_variant_is_distilled_as_a_variant(tmp_path):
+    paths = BenchmarkPaths(results=tmp_path, work=tmp_path / "work")
+    cells = distill_quality.variant_cells(paths, ["ETTh1"], ["hdt_soft_b05"])
+    assert [c["seed"] for c in cells] == list(range(distill_quality.DISTILL_SEEDS))
+    assert {c["method"] for c in cells} == {"hdt_soft"} and cells[0]["variant"] == "hdt_soft_b05"
+    assert cells[0]["settings"] == ["value_beta=0.5"] and cells[0]["set"] != cells[1]["set"]
+    for wrong in ("fewshot+hdt_soft", "condtsf", "hdt_M1536"):
+        with pytest.raises(SystemExit, match="not a one-set HDT variant"):
+            distill_quality.variant_cells(paths, ["ETTh1"], [wrong])
