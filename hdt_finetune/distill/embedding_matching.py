@@ -80,12 +80,24 @@ class EmbeddingTarget:
         std_gap = (std - self.real_std).pow(2).sum()
         return (mean_gap + s.fm.std_weight * std_gap) / self.scale
 
-    def flops(self, channels: int, length: int) -> float:
+    @torch.no_grad()
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
+        """[n, L, C] -> [n, H, C]: the frozen model's forecast (its predictive mean) of every
+        channel's window, the value term's expert when the set is made for this model."""
+        n, _, channels = x.shape
+        batch = self.adapter.pack(x.permute(0, 2, 1).reshape(n * channels, -1))
+        mean = self.adapter.forecast_distribution(self.model, batch).mean
+        return self.adapter.layout.trim(mean).reshape(n, channels, -1).permute(0, 2, 1)
+
+    def flops(self, channels: int, length: int, value_term: bool) -> float:
         """Forward passes (2 N per token) over the real windows once, forward and
         input-gradient passes (4 N per token) over every iteration's synthetic windows, as
-        the fine-tune's cost meter counts."""
+        the fine-tune's cost meter counts, and the value term's forecasts of every window."""
         s = self.settings
         per_window = self.n_parameters * self.adapter.tokens_per_window()
-        synthetic = min(s.fm.windows, length - s.context_length - s.horizon + 1)
-        return 2.0 * per_window * s.fm.real_windows * channels + \
-            4.0 * per_window * s.iterations * synthetic * channels
+        windows = length - s.context_length - s.horizon + 1
+        flops = 2.0 * per_window * s.fm.real_windows * channels + \
+            4.0 * per_window * s.iterations * min(s.fm.windows, windows) * channels
+        if value_term:
+            flops += 2.0 * per_window * (s.iterations // s.value_every) * windows * channels
+        return flops

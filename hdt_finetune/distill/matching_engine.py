@@ -174,11 +174,14 @@ class MatchingState:
         Overlapping windows' forecasts of the same step are averaged. It edits the series, so
         it plugs into HDT's frequency parameterisation as well (hdt_soft)."""
         s = self.settings
-        expert = int(torch.randint(0, buffer.trajectories.shape[0], (1,), generator=self.generator))
-        params = buffer.trajectories[expert, -1]
         series = self.series().detach().clone()
         x, _ = windows_of(series, s.context_length, s.horizon)
-        forecast = student(params, x)  # [n, H, C]
+        if self.embedding_target is not None:  # hdt_fm_soft: the foundation model forecasts
+            forecast = self.embedding_target.forecast(x)
+        else:
+            expert = int(torch.randint(0, buffer.trajectories.shape[0], (1,),
+                                       generator=self.generator))
+            forecast = student(buffer.trajectories[expert, -1], x)  # [n, H, C]
         total = torch.zeros_like(series)
         count = torch.zeros(series.shape[0], 1)
         for offset in range(s.horizon):

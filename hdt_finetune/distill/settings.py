@@ -46,6 +46,9 @@ SWITCHES: dict[str, MethodSwitches] = {
     # no unrolled inner loop.
     "hdt_fm": MethodSwitches("frequency", trajectory_matching=False, harmonics=True,
                              embedding_matching=True),
+    # hdt_fm with soft targets: the value term's expert is the frozen foundation model.
+    "hdt_fm_soft": MethodSwitches("frequency", trajectory_matching=False, harmonics=True,
+                                  value_term=True, embedding_matching=True),
 }
 
 

@@ -61,7 +61,8 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
             "shape": list(buffer.trajectories.shape)},
         "student_lr": state.student_lr,
         **({"embedding_model": state.embedding_target.weights,
-            "flops": state.embedding_target.flops(real.shape[1], length)}
+            "flops": state.embedding_target.flops(real.shape[1], length,
+                                                  switches.value_term)}
            if state.embedding_target else {}),
         "loss_curve": history,  # this run's iterations (after a resume: from there on)
         "loop_wall_s": clock.seconds(),
@@ -72,7 +73,9 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
 def _experts(switches: MethodSwitches, real: torch.Tensor, length: int, seed: int,
              settings: DistillSettings, source_id: dict, cache: Path,
              show_progress: bool) -> ExpertBuffer | None:
-    if not (switches.trajectory_matching or switches.value_term):
+    # The value term's expert is the frozen foundation model when the set is made for it.
+    if not (switches.trajectory_matching
+            or (switches.value_term and not switches.embedding_matching)):
         return None
     experts = settings.experts
     if switches.harmonics and settings.filter_experts:  # experts on harmonic-filtered data

@@ -287,20 +287,28 @@ def test_a_damaged_expert_cache_is_rebuilt_with_a_warning(tmp_path, caplog, dama
     assert load_or_train_experts(train, backbone, settings, 0, SOURCE, tmp_path, False).cached
 
 
-@pytest.mark.parametrize("method", ["condtsf", "hdt_soft"])
+@pytest.mark.parametrize("method", ["condtsf", "hdt_soft", "hdt_fm_soft"])
 def test_value_term_pulls_targets_toward_the_experts_forecast(method):
     """Every covered row moves a fraction value_beta of the way to the mean of the expert's
     forecasts of it; rows no window forecasts (the first context) stay. The same holds when
-    the series is held as a spectrum (HDT with soft targets)."""
-    settings = dataclasses.replace(TINY, value_beta=0.25)
-    sampler = SeriesSampler(torch.as_tensor(planted_corpus()))
-    state = MatchingState.start(SWITCHES[method], sampler, 96, 0, settings)
+    the series is held as a spectrum (HDT with soft targets), and when the expert is the
+    frozen foundation model the set is made for (hdt_fm_soft)."""
+    from hdt_finetune.distill.embedding_matching import EmbeddingTarget
+
+    settings = dataclasses.replace(FM if method == "hdt_fm_soft" else TINY, value_beta=0.25)
+    real = torch.as_tensor(planted_corpus())
+    state = MatchingState.start(SWITCHES[method], SeriesSampler(real), 96, 0, settings)
     student = DLinearMatching(DLinearConfig(24, 12, 2))
     expert = student.initial_vector() * 3
     buffer = ExpertBuffer(torch.stack([expert, expert])[None].expand(2, 2, -1), 0.0, False, "k")
     before = state.series().detach().clone()
     x, _ = windows_of(before, 24, 12)
-    forecast = student(expert, x).detach()  # [n, 12, 2]
+    if method == "hdt_fm_soft":
+        state.embedding_target = EmbeddingTarget(settings, real, 0)
+        forecast = state.embedding_target.forecast(x)
+        buffer = None  # no DLinear expert is needed, or used
+    else:
+        forecast = student(expert, x).detach()  # [n, 12, 2]
     mean = torch.zeros_like(before)
     count = torch.zeros(96, 1)
     for i in range(x.shape[0]):
@@ -355,6 +363,9 @@ def test_hdt_fm_matches_the_frozen_models_embeddings_and_counts_its_flops(tmp_pa
     assert np.mean(embed[-10:]) < 0.8 * np.mean(embed[:10])
     assert outcome.info["embedding_model"] == "random-init"
     assert outcome.info["flops"] > 0 and outcome.info["expert_buffer"] is None
+    soft = METHODS["hdt_fm_soft"](inputs(tmp_path, settings))  # + the model's forecasts
+    assert soft.info["flops"] > outcome.info["flops"] and soft.info["expert_buffer"] is None
+    assert np.isfinite(soft.values).all() and not np.array_equal(soft.values, outcome.values)
     again = METHODS["hdt_fm"](inputs(tmp_path, settings))
     assert np.array_equal(outcome.values, again.values)
     from hdt_finetune.distill.distill_flops import set_flops
