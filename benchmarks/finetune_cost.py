@@ -57,6 +57,8 @@ from finetune_cost_arms import (
 )
 from set_recipes import Candidate, distil_jobs
 
+from hdt_finetune.distill.settings import SWITCHES
+
 # A smoke run's hdt_fm set is made with the tiny random-init model it fine-tunes.
 SMOKE_FM = ("fm.size=tiny", "fm.real_windows=16", "fm.windows=4")
 
@@ -147,7 +149,7 @@ def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths)
         if before is not None:
             print(f"the stand-in {folder.name} was pretrained again (model files sha256 "
                   f"{str(before.get('model_files_sha256'))[:12]} -> "
-                  f"{made['model_files_sha256'][:12]}; "
+                  f"{str(made.get('model_files_sha256'))[:12]}; "
                   f"best validation MSE {before['validation']['mse']:.6f} -> "
                   f"{made['validation']['mse']:.6f}): records made with the old one are "
                   "run again", flush=True)
@@ -374,7 +376,7 @@ def run(args: RunArgs) -> None:
                                         if a == arm)]
         distils = distil_jobs(paths, dataset, needed, weights, args.smoke)
         for job in distils:  # the smoke run's random-init model is the tiny one
-            if args.smoke and job["method"] == "hdt_fm":
+            if args.smoke and SWITCHES[job["method"]].embedding_matching:
                 job["settings"] = [*job["settings"], *SMOKE_FM]
         run_in_workers(distil_job, distils, 1)
         arms = [arm for arm in TRAINED_ARMS if wanted(arm)]

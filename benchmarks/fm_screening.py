@@ -45,6 +45,8 @@ from finetune_cost import (
 from finetune_cost_arms import RULE, SMOKE_RULE, SelectionRule
 from set_recipes import BY_NAME, CANDIDATES, Candidate, distil_jobs, sets_sha256
 
+from hdt_finetune.distill.settings import SWITCHES
+
 SCREEN_DATASETS = ("ETTh1", "ETTm1")
 SMOKE_CANDIDATES = ("full", "hdt", "hdt_fm", "fewshot+hdt_soft", "random")
 
@@ -108,7 +110,7 @@ def run(args: RunArgs) -> None:
         print(f"{dataset}: weights {weights}", flush=True)
         jobs = distil_jobs(paths, dataset, candidates, weights, args.smoke)
         for job in jobs:  # the smoke run's random-init model is the tiny one
-            if args.smoke and job["method"] == "hdt_fm":
+            if args.smoke and SWITCHES[job["method"]].embedding_matching:
                 job["settings"] = [*job["settings"], "fm.size=tiny", "fm.real_windows=16",
                                    "fm.windows=4"]
         run_in_workers(distil_job, jobs, args.workers)
@@ -116,7 +118,7 @@ def run(args: RunArgs) -> None:
                 for c in candidates for lr in rule.learning_rates]
         run_in_workers(finetune_job, [j for j in runs if not record_is_current(j)],
                        args.workers)
-    report(paths, rule)
+    report(paths, rule, SCREEN_DATASETS if not args.smoke else args.datasets)
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -172,12 +174,30 @@ def choose(table: dict, datasets: tuple[str, ...], family: str) -> tuple[str | N
     return (min(means, key=means.get) if means else None), means
 
 
-def report(paths: BenchmarkPaths, rule: SelectionRule = RULE) -> None:
+def comparable(records: list[dict], rule: SelectionRule) -> tuple[list[dict], int]:
+    """The records of the rule and, per dataset, of one set of weights (the most common path
+    and checksum): a candidate is never scored against full data from other weights."""
+    records = [r for r in records if r.get("rule") == rule_record(rule)]
+    by_dataset: dict[str, list] = {}
+    for r in records:
+        by_dataset.setdefault(r["dataset"], []).append((r["weights"], r.get("weights_sha256")))
+    chosen = {d: max(set(ws), key=ws.count) for d, ws in by_dataset.items()}
+    kept = [r for r in records if (r["weights"], r.get("weights_sha256")) == chosen[r["dataset"]]]
+    return kept, len(records) - len(kept)
+
+
+def report(paths: BenchmarkPaths, rule: SelectionRule = RULE,
+           datasets: tuple[str, ...] = SCREEN_DATASETS) -> None:
+    """The default is chosen only once every candidate has run on every one of `datasets`."""
     from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
 
     folder = results(paths)
-    records = [json.loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))]
-    datasets = tuple(sorted({r["dataset"] for r in records}))
+    everything = [json.loads(p.read_text())
+                  for p in sorted((folder / "records").glob("*.json"))]
+    records, left_out = comparable(everything, rule)
+    if len(everything) - len(records):
+        print(f"left out {len(everything) - len(records)} record(s) of another rule or "
+              f"weights ({left_out} of other weights)")
     table = score_table(records, rule)
     expected = {(d, c.name) for d in datasets for c in CANDIDATES}
     complete = expected <= {(d, n) for d, rows in table.items() for n in rows}
@@ -251,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     command, args = command_line(argv, {"run": RunArgs(), "report": ReportArgs()}, __doc__)
     if command == "run":
         run(args)
+    elif args.smoke:
+        report(BenchmarkPaths.of(True), SMOKE_RULE, ("ETTh1",))
     else:
-        report(BenchmarkPaths.of(args.smoke), SMOKE_RULE if args.smoke else RULE)
+        report(BenchmarkPaths.of(False))
     return 0
 
 

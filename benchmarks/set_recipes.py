@@ -11,12 +11,25 @@ family either).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark_jobs import SMOKE_DISTILL, BenchmarkPaths
 
 WEIGHTS = "{weights}"
+
+
+@functools.cache
+def weights_key(weights: str) -> str:
+    """Ten hex digits of the weights' identity: a folder's contents, else the name (a hub
+    id, or "random"). Weights do not change while a benchmark runs."""
+    if Path(weights).is_dir():
+        from hdt_finetune.checksums import sha256_of_tree
+
+        return sha256_of_tree(Path(weights))[:10]
+    return hashlib.sha256(weights.encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -29,12 +42,11 @@ class SetRecipe:
     def folder(self, paths: BenchmarkPaths, dataset: str, weights: str) -> Path:
         """Reference recipes keep the folder name the benchmarks always used; a recipe with
         settings gets a name that spells them, and one distilled for a model the checksum of
-        the model's name (a set made for other weights is never taken for it)."""
-        import hashlib
-
+        the model's files (a set made for other weights, such as a stand-in pretrained again
+        at the same path, is never taken for it)."""
         name = f"{dataset}_{self.method}_M{self.length}_seed{self.seed}"
         if self.settings:
-            model = "model-" + hashlib.sha256(weights.encode()).hexdigest()[:10]
+            model = f"model-{weights_key(weights)}" if self.needs_model else ""
             name += "__" + "_".join(s.replace("=", "-").replace(WEIGHTS, model)
                                     for s in self.settings)
         return paths.sets / name
@@ -58,11 +70,6 @@ class Candidate:
         if not self.members:
             return "full"
         return "+".join(str(m.folder(paths, dataset, weights)) for m in self.members)
-
-    @property
-    def points(self) -> int | None:
-        """Rows per channel trained on (None: the full split)."""
-        return sum(m.length for m in self.members) if self.members else None
 
 
 FM = (f"fm.source={WEIGHTS}",)

@@ -41,6 +41,10 @@ def test_time_to_accuracy_needs_etth1_and_two_more():
     assert verdict.status == "missed" and "ETTh1: never" in verdict.detail
     reach = {"ETTh1": row(5e11), "ETTh2": row(5e11)}  # the rest pending
     assert time_to_accuracy(reach, "v").status == "not met so far"
+    # ETTh1 pending cannot stand in for one of the two more datasets.
+    reach = {"ETTh2": row(5e11), "ETTh2x": row(None)}
+    reach.update({d: row(5e12) for d in ("ETTm1", "ETTm2", "exchange_rate")})  # 2x: missed
+    assert time_to_accuracy(reach, "v").status == "missed"
 
 
 def test_the_headline_checks_accuracy_compute_and_wall_time_together():

@@ -20,8 +20,11 @@ FULL_CURVE = [{"step": 0, "val_mse": 1.0}, {"step": 10, "val_mse": 0.8},
               {"step": 100, "val_mse": 0.5}, {"step": 1000, "val_mse": 0.4}]
 
 
-def record(dataset, name, lr, val, steps, distill_flops=0.0, curve=None, points=384):
+def record(dataset, name, lr, val, steps, distill_flops=0.0, curve=None, points=384,
+           weights_sha256="w1"):
     return {"dataset": dataset, "arm": name, "learning_rate": lr, "best_val_mse": val,
+            "rule": fm_screening.rule_record(RULE), "weights": "/standin",
+            "weights_sha256": weights_sha256,
             "steps": steps, "cost": {"flops": steps * 1e9, "optimizer_steps": steps},
             "distill_flops": distill_flops, "curve": curve or [],
             "train_data": {"kind": "full" if name == "full" else "synthetic",
@@ -60,7 +63,7 @@ def test_the_report_names_a_default_only_when_the_screen_is_complete(tmp_path):
 
     write([record("ETTh1", "full", lr, 0.4, 1000, curve=FULL_CURVE) for lr in (1e-4, 1e-3)])
     write([record("ETTh1", "hdt", lr, 0.45, 20) for lr in (1e-4, 1e-3)])
-    fm_screening.report(paths, RULE)
+    fm_screening.report(paths, RULE, ("ETTh1",))
     summary = json.loads((paths.results / "fm_screening_summary.json").read_text())
     assert summary["complete"] is False and summary["default"] is None
     # Every candidate's grid: the HDT variant with the lowest mean score is the default.
@@ -68,11 +71,19 @@ def test_the_report_names_a_default_only_when_the_screen_is_complete(tmp_path):
         val = 0.41 if c.name == "hdt_fm" else 0.6
         write([record("ETTh1", c.name, lr, val if c.name != "full" else 0.4, 20 if c.members
                       else 1000, curve=FULL_CURVE) for lr in (1e-4, 1e-3)])
-    fm_screening.report(paths, RULE)
+    fm_screening.report(paths, RULE)  # the screen's datasets: ETTm1 has not run
+    summary = json.loads((paths.results / "fm_screening_summary.json").read_text())
+    assert summary["complete"] is False and summary["default"] is None
+    fm_screening.report(paths, RULE, ("ETTh1",))
     summary = json.loads((paths.results / "fm_screening_summary.json").read_text())
     assert summary["complete"] is True and summary["default"] == "hdt_fm"
-    assert summary["configurations"]["hdt"] == summary["configurations"]["condtsf"]
     assert "`hdt_fm`" in (fm_screening.results(paths) / "report.md").read_text()
+    # hdt_fm run again from other weights is never scored against full data's old curve.
+    write([record("ETTh1", "hdt_fm", lr, 0.41, 20, weights_sha256="w2") for lr in (1e-4, 1e-3)])
+    fm_screening.report(paths, RULE, ("ETTh1",))
+    summary = json.loads((paths.results / "fm_screening_summary.json").read_text())
+    assert "hdt_fm" not in summary["scores"]["ETTh1"] and summary["default"] is None
+    assert summary["configurations"]["hdt"] == summary["configurations"]["condtsf"]
 
 
 def test_records_count_only_on_the_sets_they_were_made_on(tmp_path):
@@ -87,11 +98,21 @@ def test_records_count_only_on_the_sets_they_were_made_on(tmp_path):
     assert not fm_screening.record_is_current({**job, "rule": {"a": 2}})
 
 
-def test_a_set_made_for_a_model_is_named_by_that_model():
+def test_a_set_made_for_a_model_is_named_by_that_model(tmp_path):
     from benchmark_jobs import BenchmarkPaths
 
     paths = BenchmarkPaths(results=Path("r"), work=Path("w"))
     fm = BY_NAME["hdt_fm"].members[0]
     assert fm.folder(paths, "ETTh1", "/a") != fm.folder(paths, "ETTh1", "/b")
+    # A folder of weights is named by its contents: pretrained again, another set.
+    from set_recipes import weights_key
+
+    folder = tmp_path / "standin"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"one")
+    before = fm.folder(paths, "ETTh1", str(folder))
+    (folder / "model.safetensors").write_bytes(b"two")
+    weights_key.cache_clear()  # the cache holds a benchmark run's weights, which never change
+    assert fm.folder(paths, "ETTh1", str(folder)) != before
     assert SetRecipe("hdt").folder(paths, "ETTh1", "/a").name == "ETTh1_hdt_M384_seed0"
     assert fm.resolved("/a") == ("fm.source=/a",)

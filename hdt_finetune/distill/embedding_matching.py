@@ -8,8 +8,11 @@ and one input-gradient pass over `fm.windows` windows per channel, and no inner 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from hdt_finetune.checksums import sha256_of_tree
 from hdt_finetune.distill.flat_params import windows_of
 from hdt_finetune.distill.settings import DistillSettings
 
@@ -33,6 +36,9 @@ class EmbeddingTarget:
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
         self.settings = settings
+        # The weights' contents: a set is made for these bits, not for a path.
+        self.weights_sha256 = (sha256_of_tree(Path(fm.source)) if Path(fm.source).is_dir()
+                               else "")
         self.n_parameters = sum(p.numel() for p in self.model.parameters())
         self.real_mean, self.real_std = self._real_statistics(real, seed)
         scale = self.real_mean.pow(2).sum() + fm.std_weight * self.real_std.pow(2).sum()

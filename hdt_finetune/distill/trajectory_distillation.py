@@ -42,13 +42,16 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
     clock = Stopwatch()
     sampler = SeriesSampler(real)
     state = MatchingState.start(switches, sampler, length, seed, settings)
+    model_sha256 = ""
     if switches.embedding_matching:
         state.embedding_target = EmbeddingTarget(settings, real, seed)
+        model_sha256 = state.embedding_target.weights_sha256
     student = DLinearMatching(DLinearConfig(settings.context_length, settings.horizon,
                                             real.shape[1]))
     checkpoint = None if inputs.checkpoint_dir is None else inputs.checkpoint_dir / CHECKPOINT
     run_key = fingerprint({"method": method, "length": length, "seed": seed,
-                           "source": inputs.source_id, "settings": result_settings(settings)})
+                           "source": inputs.source_id, "settings": result_settings(settings),
+                           **({"model_sha256": model_sha256} if model_sha256 else {})})
     if checkpoint is not None:
         state.resume_from(checkpoint, run_key)
     history = run_matching(state, sampler, buffer, student, checkpoint, run_key,
@@ -61,6 +64,7 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
             "shape": list(buffer.trajectories.shape)},
         "student_lr": state.student_lr,
         **({"embedding_model": state.embedding_target.weights,
+            "embedding_model_sha256": model_sha256,
             "flops": state.embedding_target.flops(real.shape[1], length,
                                                   switches.value_term)}
            if state.embedding_target else {}),

@@ -68,7 +68,8 @@ def build_standin(eval_dataset: str, base: FinetuneConfig, cache: Path | None = 
             "corpus": record["train_data"], "steps": record["steps"],
             "validation": {"dataset": corpus[0], "mse": record["best_val_mse"]},
             "cost": record["cost"],
-            # Pretraining on another machine gives other bits (float rounding differs).
+            # Pretraining on another machine gives other bits (float rounding differs): this
+            # shows it. Records count by the whole folder's checksum (weights_sha256).
             "model_files_sha256": model_sha256,
             "curve": curve,
         }, indent=2))
