@@ -57,11 +57,6 @@ from finetune_cost_arms import (
 )
 from set_recipes import Candidate, distil_jobs
 
-from hdt_finetune.distill.settings import SWITCHES
-
-# A smoke run's hdt_fm set is made with the tiny random-init model it fine-tunes.
-SMOKE_FM = ("fm.size=tiny", "fm.real_windows=16", "fm.windows=4")
-
 
 @dataclass(frozen=True)
 class RunArgs:
@@ -374,11 +369,7 @@ def run(args: RunArgs) -> None:
         needed = [Candidate(arm, "arm", recipes, "") for arm, recipes in SET_ARMS.items()
                   if wanted(arm) or any(wanted(m) for m, (a, _) in MATCHED_ARMS.items()
                                         if a == arm)]
-        distils = distil_jobs(paths, dataset, needed, weights, args.smoke)
-        for job in distils:  # the smoke run's random-init model is the tiny one
-            if args.smoke and SWITCHES[job["method"]].embedding_matching:
-                job["settings"] = [*job["settings"], *SMOKE_FM]
-        run_in_workers(distil_job, distils, 1)
+        run_in_workers(distil_job, distil_jobs(paths, dataset, needed, weights, args.smoke), 1)
         arms = [arm for arm in TRAINED_ARMS if wanted(arm)]
 
         def job(arm: str, lr: float | None, seed: int, weights: str = weights,

@@ -45,8 +45,6 @@ from finetune_cost import (
 from finetune_cost_arms import RULE, SMOKE_RULE, SelectionRule
 from set_recipes import BY_NAME, CANDIDATES, Candidate, distil_jobs, sets_sha256
 
-from hdt_finetune.distill.settings import SWITCHES
-
 SCREEN_DATASETS = ("ETTh1", "ETTm1")
 SMOKE_CANDIDATES = ("full", "hdt", "hdt_fm", "fewshot+hdt_soft", "random")
 
@@ -108,12 +106,8 @@ def run(args: RunArgs) -> None:
     for dataset in args.datasets:
         weights = resolve_weights(dataset, args.size, args.weights, paths)
         print(f"{dataset}: weights {weights}", flush=True)
-        jobs = distil_jobs(paths, dataset, candidates, weights, args.smoke)
-        for job in jobs:  # the smoke run's random-init model is the tiny one
-            if args.smoke and SWITCHES[job["method"]].embedding_matching:
-                job["settings"] = [*job["settings"], "fm.size=tiny", "fm.real_windows=16",
-                                   "fm.windows=4"]
-        run_in_workers(distil_job, jobs, args.workers)
+        run_in_workers(distil_job, distil_jobs(paths, dataset, candidates, weights, args.smoke),
+                       args.workers)
         runs = [screen_job(paths, rule, dataset, args.size, weights, c, lr, args.workers)
                 for c in candidates for lr in rule.learning_rates]
         run_in_workers(finetune_job, [j for j in runs if not record_is_current(j)],

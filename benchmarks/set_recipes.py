@@ -19,6 +19,8 @@ from pathlib import Path
 from benchmark_jobs import SMOKE_DISTILL, BenchmarkPaths
 
 WEIGHTS = "{weights}"
+# A smoke run's set for the model is made with the tiny random-init model it fine-tunes.
+SMOKE_FM = ("fm.size=tiny", "fm.real_windows=16", "fm.windows=4")
 
 
 @functools.cache
@@ -139,10 +141,11 @@ def distil_jobs(paths: BenchmarkPaths, dataset: str, candidates: list[Candidate]
             if folder in seen or set_is_current(folder):
                 continue
             seen.add(folder)
+            smoke_settings = ((*SMOKE_DISTILL, *(SMOKE_FM if member.needs_model else ()))
+                              if smoke else ())
             jobs.append({"dataset": dataset, "method": member.method, "length": member.length,
                          "seed": member.seed, "set": str(folder),
-                         "settings": [*member.resolved(weights),
-                                      *(SMOKE_DISTILL if smoke else ())]})
+                         "settings": [*member.resolved(weights), *smoke_settings]})
     return jobs
 
 
