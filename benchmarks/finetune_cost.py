@@ -55,7 +55,7 @@ from finetune_cost_arms import (
     SelectionRule,
     arm_seeds,
 )
-from set_recipes import Candidate, distil_jobs
+from set_recipes import Candidate, distil_jobs, folder_sha256
 
 
 @dataclass(frozen=True)
@@ -258,10 +258,8 @@ def same_weights(recorded: str | None, asked: str, recorded_sha256: str | None =
     if recorded is None:
         return False
     if Path(asked).is_dir():
-        from hdt_finetune.checksums import sha256_of_tree
-
         return (Path(recorded).resolve() == Path(asked).resolve()
-                and recorded_sha256 == sha256_of_tree(Path(asked)))
+                and recorded_sha256 == folder_sha256(str(Path(asked).resolve())))
     return recorded == asked
 
 

@@ -24,13 +24,19 @@ SMOKE_FM = ("fm.size=tiny", "fm.real_windows=16", "fm.windows=4")
 
 
 @functools.cache
+def folder_sha256(folder: str) -> str:
+    """The checksum of a weights folder's contents, read once per process: weights do not
+    change while a benchmark runs, and a stand-in is tens of MB checked for every job."""
+    from hdt_finetune.checksums import sha256_of_tree
+
+    return sha256_of_tree(Path(folder))
+
+
 def weights_key(weights: str) -> str:
     """Ten hex digits of the weights' identity: a folder's contents, else the name (a hub
-    id, or "random"). Weights do not change while a benchmark runs."""
+    id, or "random")."""
     if Path(weights).is_dir():
-        from hdt_finetune.checksums import sha256_of_tree
-
-        return sha256_of_tree(Path(weights))[:10]
+        return folder_sha256(str(Path(weights).resolve()))[:10]
     return hashlib.sha256(weights.encode()).hexdigest()[:10]
 
 

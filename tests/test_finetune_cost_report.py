@@ -135,6 +135,9 @@ def test_a_record_of_another_rule_is_run_again_not_mixed_in(tmp_path):
     # before weights were checksummed.
     path.write_text(json.dumps(made))
     (standin / "model.safetensors").write_bytes(b"other weights")
+    from set_recipes import folder_sha256
+
+    folder_sha256.cache_clear()  # within a run weights never change; here they do
     assert not finetune_cost.record_is_current(job)
     path.write_text(json.dumps({k: v for k, v in made.items() if k != "weights_sha256"}))
     assert not finetune_cost.record_is_current(job)

@@ -105,14 +105,14 @@ def test_a_set_made_for_a_model_is_named_by_that_model(tmp_path):
     fm = BY_NAME["hdt_fm"].members[0]
     assert fm.folder(paths, "ETTh1", "/a") != fm.folder(paths, "ETTh1", "/b")
     # A folder of weights is named by its contents: pretrained again, another set.
-    from set_recipes import weights_key
+    from set_recipes import folder_sha256
 
     folder = tmp_path / "standin"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"one")
     before = fm.folder(paths, "ETTh1", str(folder))
     (folder / "model.safetensors").write_bytes(b"two")
-    weights_key.cache_clear()  # the cache holds a benchmark run's weights, which never change
+    folder_sha256.cache_clear()  # the cache holds a benchmark run's weights, which never change
     assert fm.folder(paths, "ETTh1", str(folder)) != before
     assert SetRecipe("hdt").folder(paths, "ETTh1", "/a").name == "ETTh1_hdt_M384_seed0"
     assert fm.resolved("/a") == ("fm.source=/a",)
