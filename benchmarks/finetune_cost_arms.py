@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from set_recipes import BY_NAME, SetRecipe
 
@@ -108,6 +108,11 @@ class SelectionRule:
 
 
 RULE = SelectionRule()
+# Issue 17's lever 4, a schedule for small sets. The length (the epochs) is already chosen by
+# the rule's step schedule and patience; this widens the learning-rate grid between and
+# beyond its two points. The screen offers it to full data and to the HDT, CondTSF and Random
+# sets alike (equal tuning budgets) and reports whether it changes any arm's standing.
+WIDE_GRID = replace(RULE, learning_rates=(1e-4, 3e-4, 1e-3, 3e-3))
 # A smoke run checks the program end to end in a few minutes, nothing more.
 SMOKE_RULE = SelectionRule(learning_rates=(1e-3,), max_steps=12, eval_every=20,
                            val_stride=400, curve_test_stride=400, test_stride=400,

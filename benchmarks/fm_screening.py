@@ -5,6 +5,7 @@ five datasets (finetune_cost.py), before any run on ETTh2, ETTm2 or exchange_rat
 
     python benchmarks/fm_screening.py run [datasets=ETTh1,ETTm1] [candidates=hdt,hdt_fm] [workers=1]
     python benchmarks/fm_screening.py report
+    python benchmarks/fm_screening.py run grid=wide    # lever 4: the wider learning-rate grid
     python benchmarks/fm_screening.py run smoke=true   # minutes: tiny Moirai, tiny sets
 
 Every candidate (set_recipes.CANDIDATES: the HDT variants, as many CondTSF variants, Random at
@@ -19,6 +20,11 @@ equal compute. The default is the HDT variant with the lowest mean score over th
 datasets; the best CondTSF variant is named the same way. Full data's curve comes from a run
 with the schedule of its own length, not of the matched budget: the screen's ratio is an
 estimate; the five-dataset run trains full data at each arm's budget.
+
+Lever 4, a schedule for small sets: `grid=wide` runs full data, HDT, CondTSF and Random (and
+the default once chosen) at the learning rates of finetune_cost_arms.WIDE_GRID, the same grid
+for each; the rule's own points are shared with the main screen. The report scores them again
+with the wider grid (full data's reference then has it too) beside their main-grid scores.
 
 One JSON record per (dataset, candidate, learning rate) in results/fm_screening/records/;
 generated from them: results/fm_screening/report.md and results/fm_screening_summary.json.
@@ -42,11 +48,14 @@ from finetune_cost import (
     same_weights,
     trained_sets_sha256,
 )
-from finetune_cost_arms import RULE, SMOKE_RULE, SelectionRule
+from finetune_cost_arms import DEFAULT_VARIANT, RULE, SMOKE_RULE, WIDE_GRID, SelectionRule
 from set_recipes import BY_NAME, CANDIDATES, Candidate, distil_jobs, sets_sha256
 
 SCREEN_DATASETS = ("ETTh1", "ETTm1")
 SMOKE_CANDIDATES = ("full", "hdt", "hdt_fm", "fewshot+hdt_soft", "random")
+# The arms offered the wider grid (lever 4): full data, the published methods and Random.
+SCHEDULE_CANDIDATES = ("full", "hdt", "condtsf", "random",
+                       *((DEFAULT_VARIANT,) if DEFAULT_VARIANT not in (None, "hdt") else ()))
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class RunArgs:
     size: str = "small"
     weights: Literal["auto", "hub", "standin", "random"] = "auto"
     workers: int = 1  # runs at a time, one thread each (recorded in every record)
+    grid: Literal["rule", "wide"] = "rule"  # wide: lever 4 (SCHEDULE_CANDIDATES by default)
     smoke: bool = False
 
 
@@ -76,14 +86,20 @@ def screen_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, size: s
             "sets_sha256": sets_sha256(paths, dataset, candidate, weights)}
 
 
+def per_run(rule: dict | None) -> dict | None:
+    """The part of a recorded rule that one run depends on: all but the learning-rate grid,
+    so that the main screen and the wider grid share the runs at their common points."""
+    return None if rule is None else {k: v for k, v in rule.items() if k != "learning_rates"}
+
+
 def record_is_current(job: dict) -> bool:
-    """A record made under the job's rule, from its weights, on its sets as they are now (a
-    set made again, or with other settings, has another checksum)."""
+    """A record made under the job's rule (its grid aside), from its weights, on its sets as
+    they are now (a set made again, or with other settings, has another checksum)."""
     path = Path(job["record"])
     if not path.exists():
         return False
     record = json.loads(path.read_text())
-    return (record.get("rule") == job["rule"]
+    return (per_run(record.get("rule")) == per_run(job["rule"])
             and trained_sets_sha256(record) == job["sets_sha256"]
             and same_weights(record.get("weights"), job["weights"],
                              record.get("weights_sha256")))
@@ -93,8 +109,10 @@ def run(args: RunArgs) -> None:
     import torch
 
     torch.set_num_threads(1)
-    paths, rule = BenchmarkPaths.of(args.smoke), RULE
-    names = args.candidates or tuple(c.name for c in CANDIDATES)
+    paths = BenchmarkPaths.of(args.smoke)
+    rule = WIDE_GRID if args.grid == "wide" else RULE
+    names = args.candidates or (SCHEDULE_CANDIDATES if args.grid == "wide"
+                                else tuple(c.name for c in CANDIDATES))
     unknown = sorted(set(names) - set(BY_NAME))
     if unknown:
         raise SystemExit(f"error: unknown candidates {unknown}; known: {sorted(BY_NAME)}")
@@ -127,10 +145,12 @@ def full_val_within(full: dict, flops: float) -> float | None:
 
 
 def score_table(records: list[dict], rule: SelectionRule) -> dict:
-    """{dataset: {candidate: row}}: each candidate at its chosen learning rate."""
+    """{dataset: {candidate: row}}: each candidate at the learning rate the rule's grid
+    chooses (a run at a point outside the grid is not offered)."""
     by_cell: dict[tuple[str, str], dict[float, dict]] = {}
     for r in records:
-        by_cell.setdefault((r["dataset"], r["arm"]), {})[r["learning_rate"]] = r
+        if r["learning_rate"] in rule.learning_rates:
+            by_cell.setdefault((r["dataset"], r["arm"]), {})[r["learning_rate"]] = r
     table: dict[str, dict[str, dict]] = {}
     for (dataset, name), grid in by_cell.items():
         if set(grid) != set(rule.learning_rates):
@@ -169,15 +189,33 @@ def choose(table: dict, datasets: tuple[str, ...], family: str) -> tuple[str | N
 
 
 def comparable(records: list[dict], rule: SelectionRule) -> tuple[list[dict], int]:
-    """The records of the rule and, per dataset, of one set of weights (the most common path
-    and checksum): a candidate is never scored against full data from other weights."""
-    records = [r for r in records if r.get("rule") == rule_record(rule)]
+    """The records of the rule (its grid aside) and, per dataset, of one set of weights (the
+    most common path and checksum): a candidate is never scored against full data from other
+    weights."""
+    records = [r for r in records if per_run(r.get("rule")) == per_run(rule_record(rule))]
     by_dataset: dict[str, list] = {}
     for r in records:
         by_dataset.setdefault(r["dataset"], []).append((r["weights"], r.get("weights_sha256")))
     chosen = {d: max(set(ws), key=ws.count) for d, ws in by_dataset.items()}
     kept = [r for r in records if (r["weights"], r.get("weights_sha256")) == chosen[r["dataset"]]]
     return kept, len(records) - len(kept)
+
+
+def wide_grid_rows(records: list[dict], table: dict, datasets: tuple[str, ...]) -> dict:
+    """Lever 4: {dataset: {candidate: row}}, each schedule candidate's learning rate and score
+    with the rule's grid and with the wider one (None until its wider grid is complete)."""
+    wide = score_table([r for r in records if r["arm"] in SCHEDULE_CANDIDATES], WIDE_GRID)
+    rows: dict[str, dict] = {}
+    for dataset in datasets:
+        for name in SCHEDULE_CANDIDATES:
+            main, wider = table.get(dataset, {}).get(name), wide.get(dataset, {}).get(name)
+            if main is None and wider is None:
+                continue
+            rows.setdefault(dataset, {})[name] = {
+                f"{grid}_{key}": (row or {}).get(key)
+                for grid, row in (("rule", main), ("wide", wider))
+                for key in ("learning_rate", "val_mse", "score")}
+    return rows
 
 
 def report(paths: BenchmarkPaths, rule: SelectionRule = RULE,
@@ -197,6 +235,7 @@ def report(paths: BenchmarkPaths, rule: SelectionRule = RULE,
     complete = expected <= {(d, n) for d, rows in table.items() for n in rows}
     default, hdt_means = choose(table, datasets, "hdt")
     best_condtsf, condtsf_means = choose(table, datasets, "condtsf")
+    wide = wide_grid_rows(records, table, datasets) if rule == RULE else {}
     summary = {
         "datasets": list(datasets), "complete": complete,
         "default": default if complete else None, "best_condtsf": best_condtsf,
@@ -204,6 +243,7 @@ def report(paths: BenchmarkPaths, rule: SelectionRule = RULE,
         "configurations": {f: sum(c.family == f for c in CANDIDATES)
                            for f in ("hdt", "condtsf")},
         "rule": rule_record(rule),
+        "wide_grid": {"learning_rates": list(WIDE_GRID.learning_rates), "scores": wide},
         "scores": {d: {n: {k: v for k, v in row.items() if k != "record"}
                        for n, row in rows.items()} for d, rows in table.items()},
     }
@@ -249,6 +289,22 @@ def _markdown(table: dict, datasets: tuple[str, ...], summary: dict, records: li
                 f"{row['steps']} | {row['val_mse']:.4f} | {row['total_flops']:.2e} | "
                 f"{cell(row['full_val_same_total_flops'], '.4f')} | "
                 f"{cell(row['score'], '.3f')} |")
+        lines.append("")
+    if summary["wide_grid"]["scores"]:
+        lines += ["## Lever 4: a schedule for small sets", "",
+                  "The same candidates with the learning-rate grid widened to "
+                  f"{', '.join(f'{lr:g}' for lr in summary['wide_grid']['learning_rates'])} "
+                  "(full data's reference has the wider grid too); the length is the rule's "
+                  "step schedule and patience in both.", "",
+                  "| dataset | candidate | lr | val MSE | score | wide-grid lr | "
+                  "wide-grid val MSE | wide-grid score |", "|---|---|---|---|---|---|---|---|"]
+        for dataset, rows in summary["wide_grid"]["scores"].items():
+            for name, row in rows.items():
+                lines.append(
+                    f"| {dataset} | {name} | {cell(row['rule_learning_rate'], 'g')} | "
+                    f"{cell(row['rule_val_mse'], '.4f')} | {cell(row['rule_score'], '.3f')} | "
+                    f"{cell(row['wide_learning_rate'], 'g')} | "
+                    f"{cell(row['wide_val_mse'], '.4f')} | {cell(row['wide_score'], '.3f')} |")
         lines.append("")
     lines += ["## Mean score over the screened datasets", "",
               "| candidate | mean score |", "|---|---|"]

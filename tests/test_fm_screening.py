@@ -116,3 +116,33 @@ def test_a_set_made_for_a_model_is_named_by_that_model(tmp_path):
     assert fm.folder(paths, "ETTh1", str(folder)) != before
     assert SetRecipe("hdt").folder(paths, "ETTh1", "/a").name == "ETTh1_hdt_M384_seed0"
     assert fm.resolved("/a") == ("fm.source=/a",)
+
+
+def test_the_wider_grid_shares_the_rule_points_and_scores_apart(tmp_path):
+    from finetune_cost_arms import WIDE_GRID
+
+    assert set(RULE.learning_rates) < set(WIDE_GRID.learning_rates)
+    full = [record("ETTh1", "full", lr, val, 1000, curve=FULL_CURVE)
+            for lr, val in ((1e-4, 0.45), (1e-3, 0.4), (3e-4, 0.42), (3e-3, 0.5))]
+    # HDT gains from 3e-4, outside the rule's grid: the main table never offers it.
+    hdt = [record("ETTh1", "hdt", lr, val, 20, distill_flops=80e9)
+           for lr, val in ((1e-4, 0.6), (1e-3, 0.55), (3e-4, 0.45), (3e-3, 0.7))]
+    wider = [{**r, "rule": fm_screening.rule_record(WIDE_GRID)} for r in full + hdt
+             if r["learning_rate"] in (3e-4, 3e-3)]
+    narrow = [r for r in full + hdt if r["learning_rate"] in RULE.learning_rates]
+    records, left_out = fm_screening.comparable(narrow + wider, RULE)
+    assert left_out == 0 and len(records) == 8
+    table = fm_screening.score_table(records, RULE)
+    assert table["ETTh1"]["hdt"]["learning_rate"] == 1e-3
+    rows = fm_screening.wide_grid_rows(records, table, ("ETTh1",))["ETTh1"]
+    assert rows["hdt"]["rule_learning_rate"] == 1e-3 and rows["hdt"]["wide_learning_rate"] == 3e-4
+    assert rows["hdt"]["wide_score"] == pytest.approx(0.45 / 0.5)
+    assert rows["full"]["wide_learning_rate"] == 1e-3
+    # A run at a shared point counts for either grid; another schedule does not.
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**narrow[0], "weights": "random-init"}))
+    job = {"record": str(path), "weights": "random", "sets_sha256": [],
+           "rule": fm_screening.rule_record(WIDE_GRID)}
+    assert fm_screening.record_is_current(job)
+    assert not fm_screening.record_is_current(
+        {**job, "rule": {**job["rule"], "warmup_steps": 50}})

@@ -111,7 +111,7 @@ def set_flops(manifest: dict) -> DistillFlops:
     if method not in SWITCHES or source.get("kind") != "dataset":
         raise ValueError(f"no FLOP count for a {method!r} set from a {source.get('kind')!r} "
                          "source (trajectory methods on a dataset only)")
-    if SWITCHES[method].embedding_matching:  # counted by the run: the model's size is there
+    if SWITCHES[method].model_matching:  # counted by the run: the model's size is there
         return DistillFlops(experts=0.0, matching=float(manifest["method_info"]["flops"]))
     settings = {k: v for k, v in manifest["settings"].items() if k != "length"}
     first, last = source["rows"]

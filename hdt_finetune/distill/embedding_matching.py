@@ -8,52 +8,28 @@ and one input-gradient pass over `fm.windows` windows per channel, and no inner 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from hdt_finetune.checksums import sha256_of_tree
 from hdt_finetune.distill.flat_params import windows_of
+from hdt_finetune.distill.frozen_model import FrozenModelTarget, univariate
 from hdt_finetune.distill.settings import DistillSettings
 
 REAL_CHUNK = 256  # real windows embedded at a time
 
 
-class EmbeddingTarget:
+class EmbeddingTarget(FrozenModelTarget):
     def __init__(self, settings: DistillSettings, real: torch.Tensor, seed: int) -> None:
-        from hdt_finetune.finetune.forecast_adapter import ModelChoice, build_adapter
-
-        fm = settings.fm
-        if not fm.source:
-            raise ValueError("hdt_fm needs the frozen model: set fm.source=FOLDER (or a hub "
-                             "id, or random for a random init)")
-        random_init = fm.source == "random"
-        choice = ModelChoice(family=fm.family, size=fm.size, patch_size=fm.patch_size,
-                             init="random" if random_init else "pretrained",
-                             source=None if random_init else fm.source)
-        self.adapter = build_adapter(choice, settings.context_length, settings.horizon, seed)
-        self.model = self.adapter.module.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-        self.settings = settings
-        # The weights' contents: a set is made for these bits, not for a path.
-        self.weights_sha256 = (sha256_of_tree(Path(fm.source)) if Path(fm.source).is_dir()
-                               else "")
-        self.n_parameters = sum(p.numel() for p in self.model.parameters())
+        super().__init__(settings, seed)
         self.real_mean, self.real_std = self._real_statistics(real, seed)
+        fm = settings.fm
         scale = self.real_mean.pow(2).sum() + fm.std_weight * self.real_std.pow(2).sum()
         self.scale = float(scale.clamp_min(1e-12))
-
-    @property
-    def weights(self) -> str:
-        return self.adapter.weights
 
     def _embed(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """[n, L, C], [n, H, C] -> [n, C, D], every channel a univariate window."""
         n, _, channels = x.shape
-        flat = self.adapter.embed(self.model, x.permute(0, 2, 1).reshape(n * channels, -1),
-                                  y.permute(0, 2, 1).reshape(n * channels, -1))
-        return flat.reshape(n, channels, -1)
+        return self.adapter.embed(self.model, univariate(x), univariate(y)).reshape(
+            n, channels, -1)
 
     @torch.no_grad()
     def _real_statistics(self, real: torch.Tensor, seed: int) -> tuple[torch.Tensor,
@@ -86,15 +62,6 @@ class EmbeddingTarget:
         std_gap = (std - self.real_std).pow(2).sum()
         return (mean_gap + s.fm.std_weight * std_gap) / self.scale
 
-    @torch.no_grad()
-    def forecast(self, x: torch.Tensor) -> torch.Tensor:
-        """[n, L, C] -> [n, H, C]: the frozen model's forecast (its predictive mean) of every
-        channel's window, the value term's expert when the set is made for this model."""
-        n, _, channels = x.shape
-        batch = self.adapter.pack(x.permute(0, 2, 1).reshape(n * channels, -1))
-        mean = self.adapter.forecast_distribution(self.model, batch).mean
-        return self.adapter.layout.trim(mean).reshape(n, channels, -1).permute(0, 2, 1)
-
     def flops(self, channels: int, length: int, value_term: bool) -> float:
         """Forward passes (2 N per token) over the real windows once, forward and
         input-gradient passes (4 N per token) over every iteration's synthetic windows, as
@@ -104,6 +71,4 @@ class EmbeddingTarget:
         windows = length - s.context_length - s.horizon + 1
         flops = 2.0 * per_window * s.fm.real_windows * channels + \
             4.0 * per_window * s.iterations * min(s.fm.windows, windows) * channels
-        if value_term:
-            flops += 2.0 * per_window * (s.iterations // s.value_every) * windows * channels
-        return flops
+        return flops + (self.value_term_flops(channels, length) if value_term else 0.0)

@@ -25,9 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from hdt_finetune.atomic_files import fsync_path
-from hdt_finetune.distill.embedding_matching import EmbeddingTarget
 from hdt_finetune.distill.expert_buffer import ExpertBuffer
 from hdt_finetune.distill.flat_params import normalise_windows, windows_of
+from hdt_finetune.distill.frozen_model import FrozenModelTarget
 from hdt_finetune.distill.matching_backbone import MatchingBackbone
 from hdt_finetune.distill.real_sampler import RealSampler, initial_series, real_bin_scale
 from hdt_finetune.distill.settings import DistillSettings, MethodSwitches, student_lr_start
@@ -37,6 +37,8 @@ from hdt_finetune.run_identity import CheckpointError, ForeignCheckpointError
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "distill_state.pt"
+# The loss curve's name for each kind of matching against the foundation model.
+MODEL_TERM = {"embeddings": "embed", "head_gradients": "head_grad"}
 
 
 class DistillationDivergedError(RuntimeError):
@@ -65,8 +67,8 @@ class MatchingState:
         self.iteration = 0
         # Data-parallel distillation: averages the gradients across processes in place.
         self.gradient_reducer: Callable[[list[torch.Tensor]], None] | None = None
-        # hdt_fm: the frozen foundation model's real-window statistics to match.
-        self.embedding_target: EmbeddingTarget | None = None
+        # hdt_fm, hdt_gm: the frozen foundation model to match against.
+        self.model_target: FrozenModelTarget | None = None
 
     @classmethod
     def start(cls, switches: MethodSwitches, sampler: RealSampler, length: int, seed: int,
@@ -115,7 +117,7 @@ class MatchingState:
             spectrum = self.spectrum()
             harm = harmonic_loss(real_spectrum, spectrum, mask, s.harmonic_p)
             signal = to_series(spectrum * mask, self.length)
-            matched = self.switches.trajectory_matching or self.switches.embedding_matching
+            matched = self.switches.trajectory_matching or self.switches.model_matching
             weight = s.harmonic_weight if matched else 1.0
             loss = loss + weight * harm
             terms["harm"] = float(harm.detach())
@@ -125,10 +127,10 @@ class MatchingState:
             grad_loss = self._trajectory_loss(signal, buffer, student)
             loss = loss + grad_loss
             terms["grad"] = float(grad_loss.detach())
-        if self.switches.embedding_matching:
-            embed_loss = self.embedding_target.loss(signal, self.generator)
-            loss = loss + embed_loss
-            terms["embed"] = float(embed_loss.detach())
+        if self.switches.model_matching:
+            model_loss = self.model_target.loss(signal, self.generator)
+            loss = loss + model_loss
+            terms[MODEL_TERM[self.switches.model_matching]] = float(model_loss.detach())
         if not torch.isfinite(loss):
             raise DistillationDivergedError(
                 f"the distillation diverged at iteration {self.iteration} (loss terms {terms}); "
@@ -176,8 +178,8 @@ class MatchingState:
         s = self.settings
         series = self.series().detach().clone()
         x, _ = windows_of(series, s.context_length, s.horizon)
-        if self.embedding_target is not None:  # hdt_fm_soft: the foundation model forecasts
-            forecast = self.embedding_target.forecast(x)
+        if self.model_target is not None:  # hdt_fm_soft: the foundation model forecasts
+            forecast = self.model_target.forecast(x)
         else:
             expert = int(torch.randint(0, buffer.trajectories.shape[0], (1,),
                                        generator=self.generator))

@@ -14,6 +14,7 @@ from hdt_finetune.distill.expert_buffer import ExpertSettings
 from hdt_finetune.typed_overrides import require_finite
 
 Parameterisation = Literal["time", "frequency"]
+ModelMatching = Literal["embeddings", "head_gradients"]
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,10 @@ class MethodSwitches:
     trajectory_matching: bool
     harmonics: bool  # top-k harmonic selection: the filter on both signals and the L_harm term
     value_term: bool = False  # CondTSF's update of target windows toward an expert's forecast
-    # Match the statistics of real and synthetic windows in a frozen foundation model's
-    # embedding space (`fm.*` settings) instead of DLinear's training trajectories.
-    embedding_matching: bool = False
+    # Match against a frozen foundation model (`fm.*` settings) instead of DLinear's
+    # training trajectories: the statistics of real and synthetic windows' embeddings
+    # (distribution matching), or the gradients its output head gets from them.
+    model_matching: ModelMatching | None = None
 
 
 SWITCHES: dict[str, MethodSwitches] = {
@@ -45,10 +47,14 @@ SWITCHES: dict[str, MethodSwitches] = {
     # to the transformers; this matches what the fine-tuned model itself sees. No experts,
     # no unrolled inner loop.
     "hdt_fm": MethodSwitches("frequency", trajectory_matching=False, harmonics=True,
-                             embedding_matching=True),
+                             model_matching="embeddings"),
     # hdt_fm with soft targets: the value term's expert is the frozen foundation model.
     "hdt_fm_soft": MethodSwitches("frequency", trajectory_matching=False, harmonics=True,
-                                  value_term=True, embedding_matching=True),
+                                  value_term=True, model_matching="embeddings"),
+    # Gradient matching on the part of the model a cheap fine-tune trains (its head), at
+    # the pretrained weights: no experts either, but a second-order pass per iteration.
+    "hdt_gm": MethodSwitches("frequency", trajectory_matching=False, harmonics=True,
+                             model_matching="head_gradients"),
 }
 
 

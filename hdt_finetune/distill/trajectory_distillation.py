@@ -14,6 +14,7 @@ import torch
 from hdt_finetune.backbones import DLinearConfig
 from hdt_finetune.distill.embedding_matching import EmbeddingTarget
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, load_or_train_experts
+from hdt_finetune.distill.head_gradient_matching import HeadGradientTarget
 from hdt_finetune.distill.matching_backbone import DLinearMatching
 from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_matching
 from hdt_finetune.distill.outcome import DistillOutcome, MethodInputs
@@ -27,6 +28,7 @@ from hdt_finetune.distill.settings import (
 from hdt_finetune.provenance import Stopwatch
 from hdt_finetune.run_identity import fingerprint
 
+MODEL_TARGETS = {"embeddings": EmbeddingTarget, "head_gradients": HeadGradientTarget}
 
 def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOutcome:
     length, seed, settings = inputs.length, inputs.seed, inputs.settings
@@ -43,9 +45,9 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
     sampler = SeriesSampler(real)
     state = MatchingState.start(switches, sampler, length, seed, settings)
     model_sha256 = ""
-    if switches.embedding_matching:
-        state.embedding_target = EmbeddingTarget(settings, real, seed)
-        model_sha256 = state.embedding_target.weights_sha256
+    if switches.model_matching:
+        state.model_target = MODEL_TARGETS[switches.model_matching](settings, real, seed)
+        model_sha256 = state.model_target.weights_sha256
     student = DLinearMatching(DLinearConfig(settings.context_length, settings.horizon,
                                             real.shape[1]))
     checkpoint = None if inputs.checkpoint_dir is None else inputs.checkpoint_dir / CHECKPOINT
@@ -63,11 +65,10 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
             "key": buffer.key, "cached": buffer.cached, "wall_s": buffer.wall_s,
             "shape": list(buffer.trajectories.shape)},
         "student_lr": state.student_lr,
-        **({"embedding_model": state.embedding_target.weights,
-            "embedding_model_sha256": model_sha256,
-            "flops": state.embedding_target.flops(real.shape[1], length,
-                                                  switches.value_term)}
-           if state.embedding_target else {}),
+        **({"frozen_model": state.model_target.weights,
+            "frozen_model_sha256": model_sha256,
+            "flops": state.model_target.flops(real.shape[1], length, switches.value_term)}
+           if state.model_target else {}),
         "loss_curve": history,  # this run's iterations (after a resume: from there on)
         "loop_wall_s": clock.seconds(),
     }
@@ -79,7 +80,7 @@ def _experts(switches: MethodSwitches, real: torch.Tensor, length: int, seed: in
              show_progress: bool) -> ExpertBuffer | None:
     # The value term's expert is the frozen foundation model when the set is made for it.
     if not (switches.trajectory_matching
-            or (switches.value_term and not switches.embedding_matching)):
+            or (switches.value_term and not switches.model_matching)):
         return None
     experts = settings.experts
     if switches.harmonics and settings.filter_experts:  # experts on harmonic-filtered data

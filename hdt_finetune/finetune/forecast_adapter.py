@@ -80,6 +80,13 @@ class ForecastAdapter(ABC):
         raise NotImplementedError(f"{self.name} has no window embedding; hdt_fm needs "
                                   "fm.family=moirai")
 
+    def horizon_nll(self, model: nn.Module, context: torch.Tensor,
+                    target: torch.Tensor) -> torch.Tensor:
+        """The forecast loss, differentiable in the windows as well as the weights (`hdt_gm`
+        matches its gradients)."""
+        raise NotImplementedError(f"{self.name} has no window-differentiable loss; hdt_gm "
+                                  "needs fm.family=moirai")
+
     @abstractmethod
     def tokens_per_window(self) -> int:
         """Tokens (patches) the model processes for one window: the unit of the cost meter."""

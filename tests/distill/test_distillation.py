@@ -304,8 +304,8 @@ def test_value_term_pulls_targets_toward_the_experts_forecast(method):
     before = state.series().detach().clone()
     x, _ = windows_of(before, 24, 12)
     if method == "hdt_fm_soft":
-        state.embedding_target = EmbeddingTarget(settings, real, 0)
-        forecast = state.embedding_target.forecast(x)
+        state.model_target = EmbeddingTarget(settings, real, 0)
+        forecast = state.model_target.forecast(x)
         buffer = None  # no DLinear expert is needed, or used
     else:
         forecast = student(expert, x).detach()  # [n, 12, 2]
@@ -361,7 +361,7 @@ def test_hdt_fm_matches_the_frozen_models_embeddings_and_counts_its_flops(tmp_pa
     outcome = METHODS["hdt_fm"](inputs(tmp_path, settings))
     embed = [row["embed"] for row in outcome.info["loss_curve"]]
     assert np.mean(embed[-10:]) < 0.8 * np.mean(embed[:10])
-    assert outcome.info["embedding_model"] == "random-init"
+    assert outcome.info["frozen_model"] == "random-init"
     assert outcome.info["flops"] > 0 and outcome.info["expert_buffer"] is None
     soft = METHODS["hdt_fm_soft"](inputs(tmp_path, settings))  # + the model's forecasts
     assert soft.info["flops"] > outcome.info["flops"] and soft.info["expert_buffer"] is None
@@ -373,6 +373,60 @@ def test_hdt_fm_matches_the_frozen_models_embeddings_and_counts_its_flops(tmp_pa
     manifest = {"method": "hdt_fm", "source": {"kind": "dataset"},
                 "method_info": outcome.info}
     assert set_flops(manifest).total == outcome.info["flops"]
+
+
+def test_hdt_gm_matches_the_frozen_models_head_gradients_and_leaves_it_unchanged(tmp_path):
+    """On the same real draws, the distilled series' head gradients point closer to the real
+    ones than the starting series' did; the model's weights never move; same seed, same
+    bits; FLOPs counted."""
+    from hdt_finetune.distill.head_gradient_matching import HeadGradientTarget
+
+    settings = dataclasses.replace(FM, iterations=15, init="noise", harmonic_weight=0.01,
+                                   top_k=64)
+    outcome = METHODS["hdt_gm"](inputs(tmp_path, settings))
+    real = torch.as_tensor(planted_corpus())
+    target = HeadGradientTarget(settings, real, 0)
+    before = {k: v.clone() for k, v in target.model.state_dict().items()}
+    start = MatchingState.start(SWITCHES["hdt_gm"], SeriesSampler(real), 96, 0, settings)
+
+    def distance(series):
+        series = series.detach().clone().requires_grad_(True)
+        losses = [target.loss(series, torch.Generator().manual_seed(k)) for k in range(6)]
+        sum(losses).backward()  # gradients reach the series, never the weights
+        assert series.grad.abs().sum() > 0
+        return float(sum(losses).detach()) / len(losses)
+
+    # 0.21 against 0.35 when written (a random-init tiny Moirai).
+    assert distance(torch.as_tensor(outcome.values)) < 0.8 * distance(start.series())
+    for key, value in target.model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert outcome.info["flops"] > 0 and outcome.info["expert_buffer"] is None
+    assert "head_grad" in outcome.info["loss_curve"][0]
+    again = METHODS["hdt_gm"](inputs(tmp_path, settings))
+    assert np.array_equal(outcome.values, again.values)
+
+
+def test_the_window_differentiable_nll_is_the_forecast_distributions():
+    """`horizon_nll` (hdt_gm's loss, scaled by window_loc_scale) equals the NLL of the
+    predictive distribution the evaluation forecasts with (uni2ts's scaler)."""
+    from hdt_finetune.finetune.forecast_adapter import ModelChoice, build_adapter
+
+    adapter = build_adapter(ModelChoice(family="moirai", size="tiny", patch_size=8,
+                                        init="random"), 24, 12, 0)
+    model = adapter.module.eval()
+    x = torch.as_tensor(planted_corpus()[:48, 0]).reshape(2, 24)
+    y = torch.as_tensor(planted_corpus()[48:72, 0]).reshape(2, 12)
+    batch = adapter.pack(x, y)
+    with torch.no_grad():
+        distr = adapter.forecast_distribution(model, batch)
+        values = batch.target[:, adapter.layout.context_tokens:, :8]
+        observed = batch.observed_mask[:, adapter.layout.context_tokens:, :8]
+        expected = -distr.log_prob(values)[observed].mean()
+    x.requires_grad_(True)
+    nll = adapter.horizon_nll(model, x, y)
+    torch.testing.assert_close(nll.detach(), expected, rtol=1e-4, atol=1e-5)
+    nll.backward()
+    assert x.grad.abs().sum() > 0
 
 
 def test_hdt_fm_without_a_model_says_which_setting_is_missing(tmp_path):

@@ -89,11 +89,32 @@ class MoiraiAdapter(ForecastAdapter):
         runs on the horizon tokens and their first ``patch_size`` columns alone: sampling the
         full ``[B, S, max_patch]`` distribution costs ~20x more and dominates forecasting.
         """
-        uni = import_uni2ts()
         m = _unwrap(model)
         loc, scale = m.scaler(batch.target,
                               batch.observed_mask * ~batch.prediction_mask.unsqueeze(-1),
                               batch.sample_id, batch.variate_id)
+        return self._horizon_distribution(m, batch, loc, scale)
+
+    def horizon_nll(self, model: nn.Module, context: Tensor, target: Tensor) -> Tensor:
+        """The mean negative log-likelihood of the observed horizon points, differentiable
+        in the windows as well as in the weights (`hdt_gm` matches its gradients): the
+        scaler is `window_loc_scale`, uni2ts's without its in-place edits."""
+        m = _unwrap(model)
+        batch = self.pack(context, target)
+        loc, scale = window_loc_scale(m.scaler, batch.target,
+                                      batch.observed_mask * ~batch.prediction_mask.unsqueeze(-1))
+        # One loc and scale a window, shaped as uni2ts's scaler returns them: [B, S, 1].
+        tokens = batch.target.shape[1]
+        distr = self._horizon_distribution(m, batch, loc[..., :1].expand(-1, tokens, 1),
+                                           scale[..., :1].expand(-1, tokens, 1))
+        horizon, patch = slice(self.layout.context_tokens, None), self.layout.patch_size
+        values = batch.target[:, horizon, :patch]
+        observed = batch.observed_mask[:, horizon, :patch].to(values.dtype)
+        return -(distr.log_prob(values) * observed).sum() / observed.sum().clamp_min(1.0)
+
+    def _horizon_distribution(self, m: nn.Module, batch: MoiraiBatch, loc: Tensor,
+                              scale: Tensor) -> torch.distributions.Distribution:
+        uni = import_uni2ts()
         reprs = m.in_proj((batch.target - loc) / scale, batch.patch_size)
         reprs = uni.mask_fill(reprs, batch.prediction_mask, m.mask_encoding.weight)
         reprs = m.encoder(reprs, uni.packed_attention_mask(batch.sample_id),

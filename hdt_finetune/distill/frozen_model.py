@@ -1,0 +1,68 @@
+"""The frozen foundation model a set is made for (`fm.*` settings): what `hdt_fm` and
+`hdt_gm` match against, and the value term's expert when the set has soft targets."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+
+from hdt_finetune.checksums import sha256_of_tree
+from hdt_finetune.distill.settings import DistillSettings
+
+
+class FrozenModelTarget(ABC):
+    def __init__(self, settings: DistillSettings, seed: int) -> None:
+        from hdt_finetune.finetune.forecast_adapter import ModelChoice, build_adapter
+
+        fm = settings.fm
+        if not fm.source:
+            raise ValueError("a set made for a foundation model needs it: set fm.source=FOLDER "
+                             "(or a hub id, or random for a random init)")
+        random_init = fm.source == "random"
+        choice = ModelChoice(family=fm.family, size=fm.size, patch_size=fm.patch_size,
+                             init="random" if random_init else "pretrained",
+                             source=None if random_init else fm.source)
+        self.adapter = build_adapter(choice, settings.context_length, settings.horizon, seed)
+        self.model = self.adapter.module.eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.settings = settings
+        # The weights' contents: a set is made for these bits, not for a path.
+        self.weights_sha256 = (sha256_of_tree(Path(fm.source)) if Path(fm.source).is_dir()
+                               else "")
+        self.n_parameters = sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def weights(self) -> str:
+        return self.adapter.weights
+
+    @abstractmethod
+    def loss(self, signal: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The matching loss of the (filtered) synthetic series, differentiable in it."""
+
+    @abstractmethod
+    def flops(self, channels: int, length: int, value_term: bool) -> float:
+        """The distillation's FLOPs through the model, as the fine-tune's cost meter counts."""
+
+    def value_term_flops(self, channels: int, length: int) -> float:
+        """The value term's forecasts of every window (2 N per token)."""
+        s = self.settings
+        windows = length - s.context_length - s.horizon + 1
+        return (2.0 * self.n_parameters * self.adapter.tokens_per_window()
+                * (s.iterations // s.value_every) * windows * channels)
+
+    @torch.no_grad()
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
+        """[n, L, C] -> [n, H, C]: the frozen model's forecast (its predictive mean) of every
+        channel's window, the value term's expert when the set is made for this model."""
+        n, _, channels = x.shape
+        batch = self.adapter.pack(univariate(x))
+        mean = self.adapter.forecast_distribution(self.model, batch).mean
+        return self.adapter.layout.trim(mean).reshape(n, channels, -1).permute(0, 2, 1)
+
+
+def univariate(x: torch.Tensor) -> torch.Tensor:
+    """[n, T, C] -> [n C, T]: every channel a univariate window, as Moirai reads them here."""
+    return x.permute(0, 2, 1).reshape(x.shape[0] * x.shape[2], -1)
