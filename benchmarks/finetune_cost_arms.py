@@ -11,6 +11,9 @@ from set_recipes import BY_NAME, SetRecipe
 # committed before the five-dataset run; None until the screen has run. Once set, the
 # benchmark adds its arm and full data at its budgets.
 DEFAULT_VARIANT: str | None = None
+# The best CondTSF variant by the same screen (its summary's "best_condtsf"): the baseline
+# that gets the same wider learning-rate grid as the default (lever 4).
+BEST_CONDTSF_VARIANT: str | None = None
 
 
 @dataclass(frozen=True)

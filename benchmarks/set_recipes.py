@@ -98,7 +98,8 @@ CANDIDATES = (
               "HDT matched in the fine-tuned model's embedding space"),
     Candidate("hdt_fm_soft", "hdt", (SetRecipe("hdt_fm_soft", settings=FM),),
               "hdt_fm + soft targets from the fine-tuned model's own forecasts"),
-    # A second-order pass per iteration: 8 windows a channel keep it near hdt_fm's cost.
+    # A second-order pass per iteration: 8 windows a channel a side keep it at about half
+    # hdt_fm's FLOPs.
     Candidate("hdt_gm", "hdt", (SetRecipe("hdt_gm", settings=(*FM, "fm.windows=8")),),
               "HDT matching the fine-tuned model's head gradients (real vs synthetic)"),
     Candidate("fewshot+hdt_soft", "hdt", (FEW_SHOT, SetRecipe("hdt_soft")),
@@ -118,9 +119,8 @@ CANDIDATES = (
     Candidate("condtsf_every10", "condtsf",
               (SetRecipe("condtsf", settings=("value_every=10",)),),
               "CondTSF, value term every 10 iterations"),
-    Candidate("condtsf_official", "condtsf",
-              (SetRecipe("condtsf", settings=("value_beta=0.01", "value_every=3")),),
-              "CondTSF at its official code's beta 0.01 every 3 iterations"),
+    Candidate("condtsf_fm", "condtsf", (SetRecipe("condtsf_fm", settings=FM),),
+              "CondTSF whose value term's expert is the fine-tuned model (as hdt_fm_soft's)"),
     Candidate("fewshot+condtsf", "condtsf", (FEW_SHOT, SetRecipe("condtsf")),
               "a few-shot real subset (384) + CondTSF"),
     Candidate("fewshot+condtsf_b08", "condtsf",

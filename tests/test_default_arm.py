@@ -18,9 +18,10 @@ from set_recipes import BY_NAME  # noqa: E402
 
 def test_the_committed_default_is_the_screens_choice():
     summary = BENCHMARKS / "results" / "fm_screening_summary.json"
-    chosen = json.loads(summary.read_text())["default"] if summary.exists() else None
-    assert finetune_cost_arms.DEFAULT_VARIANT == chosen
-    assert finetune_cost_arms.DEFAULT_ARM == (chosen or "hdt")
+    chosen = json.loads(summary.read_text()) if summary.exists() else {}
+    assert finetune_cost_arms.DEFAULT_VARIANT == chosen.get("default")
+    assert finetune_cost_arms.DEFAULT_ARM == (chosen.get("default") or "hdt")
+    assert finetune_cost_arms.BEST_CONDTSF_VARIANT == chosen.get("best_condtsf")
 
 
 def test_a_variant_brings_its_arm_and_full_data_at_its_budgets():

@@ -47,6 +47,13 @@ def test_a_set_is_scored_against_full_data_within_its_total_flops():
     default, means = fm_screening.choose(table, ("ETTh1",), "hdt")
     assert default == "hdt" and means == {"hdt": pytest.approx(0.9)}
     assert fm_screening.choose(table, ("ETTh1", "ETTm1"), "hdt") == (None, {})
+    # Full data's reference is its best within the budget over every learning rate: a
+    # faster-starting rate's curve counts though full data's own choice is another.
+    fast = [{"step": 0, "val_mse": 1.0}, {"step": 10, "val_mse": 0.44}]
+    records[1] = record("ETTh1", "full", 1e-4, 0.45, 1000, curve=fast)
+    table = fm_screening.score_table(records, RULE)
+    assert table["ETTh1"]["full"]["learning_rate"] == 1e-3
+    assert table["ETTh1"]["hdt"]["full_val_same_total_flops"] == 0.44
 
 
 def test_the_report_names_a_default_only_when_the_screen_is_complete(tmp_path):

@@ -46,7 +46,7 @@ def reference_flops(method: str, settings: DistillSettings, length: int, n_chann
     switches = SWITCHES[method]
     L, H, C = settings.context_length, settings.horizon, n_channels
     experts = 0.0
-    if switches.trajectory_matching or switches.value_term:
+    if switches.trajectory_matching or (switches.value_term and not switches.model_expert):
         e = settings.experts
         rows = expert_rows(train_rows - L - H + 1, e.batch_size,
                            e.snapshots * e.snapshot_steps) * C
@@ -58,7 +58,7 @@ def reference_flops(method: str, settings: DistillSettings, length: int, n_chann
         per_iteration = settings.student_steps * STUDENT_MAPS_PER_STEP * 2.0 * rows * L * H
         per_iteration += 2.0 * windows * C * L * L  # the stable-step bound's second moment
         matching += settings.iterations * per_iteration
-    if switches.value_term:  # an expert's forecast of every window
+    if switches.value_term and not switches.model_expert:  # a forecast of every window
         matching += settings.iterations // settings.value_every * 2 * 2.0 * windows * C * L * H
     return DistillFlops(experts=experts, matching=matching)
 
@@ -72,7 +72,7 @@ def fast_path_flops(method: str, settings: DistillSettings, length: int, n_chann
     L, H, C = settings.context_length, settings.horizon, n_channels
     F, K = 2 * L, settings.student_steps
     experts = 0.0
-    if switches.trajectory_matching or switches.value_term:
+    if switches.trajectory_matching or (switches.value_term and not switches.model_expert):
         e = settings.experts
         windows = train_rows - L - H + 1
         rows = expert_rows(windows, e.batch_size, e.snapshots * e.snapshot_steps) * C
@@ -93,7 +93,7 @@ def fast_path_flops(method: str, settings: DistillSettings, length: int, n_chann
             rb = batch * C
             per_iteration += (6 * K - 1) * 2.0 * rb * F * H
         matching = settings.iterations * per_iteration
-    if switches.value_term:
+    if switches.value_term and not switches.model_expert:
         matching += settings.iterations // settings.value_every * 2 * 2.0 * windows * C * L * H
     return DistillFlops(experts=experts, matching=matching)
 
@@ -111,9 +111,12 @@ def set_flops(manifest: dict) -> DistillFlops:
     if method not in SWITCHES or source.get("kind") != "dataset":
         raise ValueError(f"no FLOP count for a {method!r} set from a {source.get('kind')!r} "
                          "source (trajectory methods on a dataset only)")
-    if SWITCHES[method].model_matching:  # counted by the run: the model's size is there
-        return DistillFlops(experts=0.0, matching=float(manifest["method_info"]["flops"]))
+    # The frozen model's share is counted by the run (the model's size is there).
+    model = float(manifest["method_info"]["flops"]) if SWITCHES[method].needs_model else 0.0
+    if SWITCHES[method].model_matching:
+        return DistillFlops(experts=0.0, matching=model)
     settings = {k: v for k, v in manifest["settings"].items() if k != "length"}
     first, last = source["rows"]
-    return fast_path_flops(method, apply_overrides(DistillSettings(), flatten(settings)),
-                           manifest["length"], len(manifest["channels"]), last - first)
+    counted = fast_path_flops(method, apply_overrides(DistillSettings(), flatten(settings)),
+                              manifest["length"], len(manifest["channels"]), last - first)
+    return DistillFlops(experts=counted.experts, matching=counted.matching + model)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 
 from hdt_finetune.distill.flat_params import windows_of
-from hdt_finetune.distill.frozen_model import FrozenModelTarget, univariate
+from hdt_finetune.distill.frozen_model import FrozenModel, univariate
 from hdt_finetune.distill.settings import DistillSettings
 
 REAL_CHUNK = 256  # real windows embedded at a time
 
 
-class EmbeddingTarget(FrozenModelTarget):
+class EmbeddingTarget(FrozenModel):
     def __init__(self, settings: DistillSettings, real: torch.Tensor, seed: int) -> None:
         super().__init__(settings, seed)
         self.real_mean, self.real_std = self._real_statistics(real, seed)
@@ -71,4 +71,4 @@ class EmbeddingTarget(FrozenModelTarget):
         windows = length - s.context_length - s.horizon + 1
         flops = 2.0 * per_window * s.fm.real_windows * channels + \
             4.0 * per_window * s.iterations * min(s.fm.windows, windows) * channels
-        return flops + (self.value_term_flops(channels, length) if value_term else 0.0)
+        return flops + super().flops(channels, length, value_term)

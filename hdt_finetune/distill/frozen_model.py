@@ -1,9 +1,9 @@
-"""The frozen foundation model a set is made for (`fm.*` settings): what `hdt_fm` and
-`hdt_gm` match against, and the value term's expert when the set has soft targets."""
+"""The frozen foundation model a set is made for (`fm.*` settings): the value term's expert
+of `hdt_fm_soft` and `condtsf_fm`, and the base of what `hdt_fm` and `hdt_gm` match against
+(embedding_matching.py, head_gradient_matching.py)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
@@ -12,7 +12,7 @@ from hdt_finetune.checksums import sha256_of_tree
 from hdt_finetune.distill.settings import DistillSettings
 
 
-class FrozenModelTarget(ABC):
+class FrozenModel:
     def __init__(self, settings: DistillSettings, seed: int) -> None:
         from hdt_finetune.finetune.forecast_adapter import ModelChoice, build_adapter
 
@@ -38,16 +38,12 @@ class FrozenModelTarget(ABC):
     def weights(self) -> str:
         return self.adapter.weights
 
-    @abstractmethod
-    def loss(self, signal: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The matching loss of the (filtered) synthetic series, differentiable in it."""
-
-    @abstractmethod
     def flops(self, channels: int, length: int, value_term: bool) -> float:
-        """The distillation's FLOPs through the model, as the fine-tune's cost meter counts."""
-
-    def value_term_flops(self, channels: int, length: int) -> float:
-        """The value term's forecasts of every window (2 N per token)."""
+        """The distillation's FLOPs through the model, as the fine-tune's cost meter counts:
+        here the value term's forecasts of every window (2 N per token); a matching target
+        adds its own."""
+        if not value_term:
+            return 0.0
         s = self.settings
         windows = length - s.context_length - s.horizon + 1
         return (2.0 * self.n_parameters * self.adapter.tokens_per_window()

@@ -1,12 +1,13 @@
 """The matching target of `hdt_gm`: the gradients a frozen foundation model's output head
 gets from real windows.
 
-Gradient matching on the part a cheap fine-tune trains: each iteration, the synthetic series
-is pushed so that the gradient of the model's forecast loss with respect to its head
-(`adapter.head_keywords`, Moirai's distribution head), from `fm.windows` synthetic windows
-per channel, points where the gradient from as many fresh real windows points (one minus
-cosine similarity per parameter tensor, averaged). The model is the pretrained one and stays
-frozen: there are no experts and no inner loop, at the price of a second-order pass.
+Gradient matching at the pretrained weights, on the layer that turns the model's
+representations into forecasts: each iteration, the synthetic series is pushed so that the
+gradient of the model's forecast loss with respect to its head (`adapter.head_keywords`,
+Moirai's distribution head), from `fm.windows` synthetic windows per channel, points where
+the gradient from as many fresh real windows points (one minus cosine similarity per
+parameter tensor, averaged). The model stays frozen: there are no experts and no inner loop,
+at the price of a second-order pass.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from __future__ import annotations
 import torch
 
 from hdt_finetune.distill.flat_params import windows_of
-from hdt_finetune.distill.frozen_model import FrozenModelTarget, univariate
+from hdt_finetune.distill.frozen_model import FrozenModel, univariate
 from hdt_finetune.distill.settings import DistillSettings
 
 
-class HeadGradientTarget(FrozenModelTarget):
+class HeadGradientTarget(FrozenModel):
     def __init__(self, settings: DistillSettings, real: torch.Tensor, seed: int) -> None:
         super().__init__(settings, seed)
         s = settings
@@ -31,7 +32,8 @@ class HeadGradientTarget(FrozenModelTarget):
         if not self.head:
             raise ValueError(f"{self.adapter.name} has no head parameters "
                              f"({self.adapter.head_keywords}) to match gradients on")
-        # The head takes gradients; the model's weights never change (nothing steps them).
+        # The head takes gradients; the model's weights never change (nothing steps them,
+        # and the distillation's backward reaches the set's parameters only).
         for parameter in self.head:
             parameter.requires_grad_(True)
         self.n_head = sum(p.numel() for p in self.head)
@@ -55,14 +57,15 @@ class HeadGradientTarget(FrozenModelTarget):
         return distance / len(self.head)
 
     def flops(self, channels: int, length: int, value_term: bool) -> float:
-        """An estimate in the cost meter's units: per iteration, the real windows' forward
-        and head gradient (about 2 N per token, the head's share being small), and the
-        synthetic windows' forward, gradient with its graph, and the backward through that
-        graph to the series (about 8 N per token: a forward and two backward passes through
-        the whole model, the second twice the first)."""
+        """An estimate in the cost meter's units, per token: the real windows' forward (2 N)
+        and head gradient (2 N_head); the synthetic windows' forward (2 N), head gradient
+        with its graph (2 N_head), and the backward of that graph to the series (about 2 N
+        through the whole model for the input gradients, 2 N_head more through the head's).
+        The head's gradient alone stops at the head, the last layer."""
         s = self.settings
-        per_window = self.n_parameters * self.adapter.tokens_per_window()
-        windows = length - s.context_length - s.horizon + 1
-        flops = (2.0 * s.fm.windows + 8.0 * min(s.fm.windows, windows)) * per_window \
-            * s.iterations * channels
-        return flops + (self.value_term_flops(channels, length) if value_term else 0.0)
+        tokens = self.adapter.tokens_per_window()
+        n, head = self.n_parameters, self.n_head
+        windows = min(s.fm.windows, length - s.context_length - s.horizon + 1)
+        per_iteration = (s.fm.windows * (2.0 * n + 2.0 * head)
+                         + windows * (4.0 * n + 4.0 * head)) * tokens * channels
+        return s.iterations * per_iteration + super().flops(channels, length, value_term)

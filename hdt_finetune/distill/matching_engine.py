@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from hdt_finetune.atomic_files import fsync_path
 from hdt_finetune.distill.expert_buffer import ExpertBuffer
 from hdt_finetune.distill.flat_params import normalise_windows, windows_of
-from hdt_finetune.distill.frozen_model import FrozenModelTarget
+from hdt_finetune.distill.frozen_model import FrozenModel
 from hdt_finetune.distill.matching_backbone import MatchingBackbone
 from hdt_finetune.distill.real_sampler import RealSampler, initial_series, real_bin_scale
 from hdt_finetune.distill.settings import DistillSettings, MethodSwitches, student_lr_start
@@ -67,8 +67,9 @@ class MatchingState:
         self.iteration = 0
         # Data-parallel distillation: averages the gradients across processes in place.
         self.gradient_reducer: Callable[[list[torch.Tensor]], None] | None = None
-        # hdt_fm, hdt_gm: the frozen foundation model to match against.
-        self.model_target: FrozenModelTarget | None = None
+        # The frozen foundation model: what hdt_fm and hdt_gm match against, and the value
+        # term's expert of hdt_fm_soft and condtsf_fm.
+        self.model_target: FrozenModel | None = None
 
     @classmethod
     def start(cls, switches: MethodSwitches, sampler: RealSampler, length: int, seed: int,
@@ -139,7 +140,9 @@ class MatchingState:
             )
         self.data_optimizer.zero_grad(set_to_none=True)
         self.lr_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # Only the set's parameters: hdt_gm's graph also reaches the frozen model's head.
+        loss.backward(inputs=[self.param, *([self.log_lr] if self.switches.trajectory_matching
+                                            else [])])
         if self.gradient_reducer is not None:
             self.gradient_reducer([self.param.grad, *([self.log_lr.grad] if self.switches.
                                                       trajectory_matching else [])])
@@ -178,7 +181,7 @@ class MatchingState:
         s = self.settings
         series = self.series().detach().clone()
         x, _ = windows_of(series, s.context_length, s.horizon)
-        if self.model_target is not None:  # hdt_fm_soft: the foundation model forecasts
+        if self.switches.model_expert:  # hdt_fm_soft, condtsf_fm: the model forecasts
             forecast = self.model_target.forecast(x)
         else:
             expert = int(torch.randint(0, buffer.trajectories.shape[0], (1,),

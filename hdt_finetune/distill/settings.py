@@ -29,12 +29,22 @@ class MethodSwitches:
     # training trajectories: the statistics of real and synthetic windows' embeddings
     # (distribution matching), or the gradients its output head gets from them.
     model_matching: ModelMatching | None = None
+    # The value term's expert is that frozen model's forecast, not a DLinear expert's.
+    model_expert: bool = False
+
+    @property
+    def needs_model(self) -> bool:
+        return self.model_matching is not None or self.model_expert
 
 
 SWITCHES: dict[str, MethodSwitches] = {
     "mtt": MethodSwitches("time", trajectory_matching=True, harmonics=False),
     "condtsf": MethodSwitches("time", trajectory_matching=True, harmonics=False,
                               value_term=True),
+    # CondTSF whose value term pulls targets toward the fine-tuned model's own forecasts
+    # (hdt_fm_soft's expert): the baseline gets the model where HDT's variants do.
+    "condtsf_fm": MethodSwitches("time", trajectory_matching=True, harmonics=False,
+                                 value_term=True, model_expert=True),
     "hdt": MethodSwitches("frequency", trajectory_matching=True, harmonics=True),
     # Ablations: frequency parameterisation alone, and the harmonic loss alone.
     "hdt_freq": MethodSwitches("frequency", trajectory_matching=True, harmonics=False),
@@ -50,9 +60,10 @@ SWITCHES: dict[str, MethodSwitches] = {
                              model_matching="embeddings"),
     # hdt_fm with soft targets: the value term's expert is the frozen foundation model.
     "hdt_fm_soft": MethodSwitches("frequency", trajectory_matching=False, harmonics=True,
-                                  value_term=True, model_matching="embeddings"),
-    # Gradient matching on the part of the model a cheap fine-tune trains (its head), at
-    # the pretrained weights: no experts either, but a second-order pass per iteration.
+                                  value_term=True, model_matching="embeddings",
+                                  model_expert=True),
+    # Gradient matching on the model's output head at the pretrained weights: no experts
+    # either, but a second-order pass per iteration.
     "hdt_gm": MethodSwitches("frequency", trajectory_matching=False, harmonics=True,
                              model_matching="head_gradients"),
 }
@@ -60,17 +71,19 @@ SWITCHES: dict[str, MethodSwitches] = {
 
 @dataclass(frozen=True)
 class FoundationMatching:
-    """The frozen model of `hdt_fm` and how its embeddings are matched (`fm.KEY=VALUE`)."""
+    """The frozen model a set is made for (`hdt_fm`, `hdt_fm_soft`, `hdt_gm`, `condtsf_fm`)
+    and how it is matched (`fm.KEY=VALUE`)."""
 
     # A weights folder or hub id (the model the set is for, or a smaller proxy of it), or
-    # "random" for a random init (tests). Required by hdt_fm.
+    # "random" for a random init (tests). Required by the methods above.
     source: str = ""
     family: Literal["moirai"] = "moirai"
     size: str = "small"  # the architecture of a random init; a folder carries its own
     patch_size: int = 32
-    windows: int = 32  # synthetic windows per channel per iteration
-    real_windows: int = 512  # real windows per channel behind the target statistics
-    std_weight: float = 1.0  # the per-dimension std's share of the loss beside the mean
+    # Synthetic windows per channel per iteration (hdt_gm: as many real ones beside them).
+    windows: int = 32
+    real_windows: int = 512  # hdt_fm: real windows per channel behind the target statistics
+    std_weight: float = 1.0  # hdt_fm: the per-dimension std's share of the loss beside the mean
 
     def __post_init__(self) -> None:
         for name in ("windows", "real_windows", "patch_size"):

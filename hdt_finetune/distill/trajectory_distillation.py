@@ -14,6 +14,7 @@ import torch
 from hdt_finetune.backbones import DLinearConfig
 from hdt_finetune.distill.embedding_matching import EmbeddingTarget
 from hdt_finetune.distill.expert_buffer import ExpertBuffer, load_or_train_experts
+from hdt_finetune.distill.frozen_model import FrozenModel
 from hdt_finetune.distill.head_gradient_matching import HeadGradientTarget
 from hdt_finetune.distill.matching_backbone import DLinearMatching
 from hdt_finetune.distill.matching_engine import CHECKPOINT, MatchingState, run_matching
@@ -29,6 +30,7 @@ from hdt_finetune.provenance import Stopwatch
 from hdt_finetune.run_identity import fingerprint
 
 MODEL_TARGETS = {"embeddings": EmbeddingTarget, "head_gradients": HeadGradientTarget}
+
 
 def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOutcome:
     length, seed, settings = inputs.length, inputs.seed, inputs.settings
@@ -47,6 +49,9 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
     model_sha256 = ""
     if switches.model_matching:
         state.model_target = MODEL_TARGETS[switches.model_matching](settings, real, seed)
+    elif switches.model_expert:  # only its forecasts, for the value term
+        state.model_target = FrozenModel(settings, seed)
+    if state.model_target is not None:
         model_sha256 = state.model_target.weights_sha256
     student = DLinearMatching(DLinearConfig(settings.context_length, settings.horizon,
                                             real.shape[1]))
@@ -78,9 +83,8 @@ def run_trajectory_distillation(method: str, inputs: MethodInputs) -> DistillOut
 def _experts(switches: MethodSwitches, real: torch.Tensor, length: int, seed: int,
              settings: DistillSettings, source_id: dict, cache: Path,
              show_progress: bool) -> ExpertBuffer | None:
-    # The value term's expert is the frozen foundation model when the set is made for it.
     if not (switches.trajectory_matching
-            or (switches.value_term and not switches.model_matching)):
+            or (switches.value_term and not switches.model_expert)):
         return None
     experts = settings.experts
     if switches.harmonics and settings.filter_experts:  # experts on harmonic-filtered data
