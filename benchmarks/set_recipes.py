@@ -83,6 +83,7 @@ class Candidate:
 FM = (f"fm.source={WEIGHTS}",)
 FEW_SHOT = SetRecipe("random", seed=1)  # a real subset other than the Random arm's own
 SOFT_05 = ("value_beta=0.5",)
+LITE = ("iterations=100",)
 
 # Equal tuning budgets: the HDT variants and CondTSF get as many configurations each, the
 # same levers where they apply (soft targets are CondTSF's own, so it varies their weight and
@@ -102,6 +103,12 @@ CANDIDATES = (
     # hdt_fm's FLOPs.
     Candidate("hdt_gm", "hdt", (SetRecipe("hdt_gm", settings=(*FM, "fm.windows=8")),),
               "HDT matching the fine-tuned model's head gradients (real vs synthetic)"),
+    # Through the model, a distillation iteration costs several fine-tuning steps (hdt_fm's
+    # 400 iterations of 32 windows a channel are ~1,900 steps' FLOPs on ETTh1): a quarter of
+    # the iterations on a quarter of the windows, for the equal-compute comparison.
+    Candidate("hdt_fm_lite", "hdt", (SetRecipe("hdt_fm", settings=(*FM, *LITE, "fm.windows=8",
+                                                                   "fm.real_windows=128")),),
+              "hdt_fm at 100 iterations of 8 windows a channel (~1/16 of its FLOPs)"),
     Candidate("fewshot+hdt_soft", "hdt", (FEW_SHOT, SetRecipe("hdt_soft")),
               "a few-shot real subset (384) + hdt_soft"),
     Candidate("fewshot+hdt_fm", "hdt", (FEW_SHOT, SetRecipe("hdt_fm", settings=FM)),
@@ -121,6 +128,8 @@ CANDIDATES = (
               "CondTSF, value term every 10 iterations"),
     Candidate("condtsf_fm", "condtsf", (SetRecipe("condtsf_fm", settings=FM),),
               "CondTSF whose value term's expert is the fine-tuned model (as hdt_fm_soft's)"),
+    Candidate("condtsf_lite", "condtsf", (SetRecipe("condtsf", settings=LITE),),
+              "CondTSF at 100 iterations (a quarter of its distillation)"),
     Candidate("fewshot+condtsf", "condtsf", (FEW_SHOT, SetRecipe("condtsf")),
               "a few-shot real subset (384) + CondTSF"),
     Candidate("fewshot+condtsf_b08", "condtsf",
