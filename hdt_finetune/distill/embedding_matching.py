@@ -14,8 +14,6 @@ from hdt_finetune.distill.flat_params import windows_of
 from hdt_finetune.distill.frozen_model import FrozenModel, univariate
 from hdt_finetune.distill.settings import DistillSettings
 
-REAL_CHUNK = 256  # real windows embedded at a time
-
 
 class EmbeddingTarget(FrozenModel):
     def __init__(self, settings: DistillSettings, real: torch.Tensor, seed: int) -> None:
@@ -34,21 +32,8 @@ class EmbeddingTarget(FrozenModel):
     @torch.no_grad()
     def _real_statistics(self, real: torch.Tensor, seed: int) -> tuple[torch.Tensor,
                                                                           torch.Tensor]:
-        s = self.settings
-        generator = torch.Generator().manual_seed(seed)
-        n_windows = real.shape[0] - s.context_length - s.horizon + 1
-        if n_windows < 1:
-            raise ValueError(f"the train split has {real.shape[0]} rows, fewer than one "
-                             f"window ({s.context_length} + {s.horizon})")
-        starts = torch.randint(0, n_windows, (s.fm.real_windows,), generator=generator)
-        parts = []
-        for chunk in starts.split(REAL_CHUNK):
-            windows = torch.stack([real[int(t) : int(t) + s.context_length + s.horizon]
-                                   for t in chunk])
-            parts.append(self._embed(windows[:, : s.context_length],
-                                     windows[:, s.context_length :]))
-        embedded = torch.cat(parts)  # [n, C, D]
-        return embedded.mean(dim=0), embedded.std(dim=0, unbiased=False)
+        embedded = torch.cat([self._embed(x, y) for x, y in self.real_windows(real, seed)])
+        return embedded.mean(dim=0), embedded.std(dim=0, unbiased=False)  # over [n, C, D]
 
     def loss(self, signal: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The distance of `signal`'s window statistics from the real ones, relative to the
@@ -62,13 +47,14 @@ class EmbeddingTarget(FrozenModel):
         std_gap = (std - self.real_std).pow(2).sum()
         return (mean_gap + s.fm.std_weight * std_gap) / self.scale
 
-    def flops(self, channels: int, length: int, value_term: bool) -> float:
-        """Forward passes (2 N per token) over the real windows once, forward and
-        input-gradient passes (4 N per token) over every iteration's synthetic windows, as
-        the fine-tune's cost meter counts, and the value term's forecasts of every window."""
+    def real_flops(self, channels: int) -> float:
+        """Forward passes (2 N per token) over the real windows, once."""
+        per_window = self.n_parameters * self.adapter.tokens_per_window()
+        return 2.0 * per_window * self.settings.fm.real_windows * channels
+
+    def iteration_flops(self, channels: int, length: int) -> float:
+        """Forward and input-gradient passes (4 N per token) over the synthetic windows."""
         s = self.settings
         per_window = self.n_parameters * self.adapter.tokens_per_window()
         windows = length - s.context_length - s.horizon + 1
-        flops = 2.0 * per_window * s.fm.real_windows * channels + \
-            4.0 * per_window * s.iterations * min(s.fm.windows, windows) * channels
-        return flops + super().flops(channels, length, value_term)
+        return 4.0 * per_window * min(s.fm.windows, windows) * channels

@@ -4,12 +4,15 @@ of `hdt_fm_soft` and `condtsf_fm`, and the base of what `hdt_fm` and `hdt_gm` ma
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from hdt_finetune.checksums import sha256_of_tree
 from hdt_finetune.distill.settings import DistillSettings
+
+REAL_CHUNK = 256  # real windows through the model at a time
 
 
 class FrozenModel:
@@ -38,16 +41,44 @@ class FrozenModel:
     def weights(self) -> str:
         return self.adapter.weights
 
+    def real_windows(self, real: torch.Tensor, seed: int
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """`fm.real_windows` windows of the train split `real` [T, C], drawn once with
+        `seed`, as (context [n, L, C], horizon [n, H, C]) chunks of at most REAL_CHUNK: the
+        model is frozen, so what it makes of real data is computed once, before the
+        iterations, from more windows than an iteration could afford."""
+        s = self.settings
+        n_windows = real.shape[0] - s.context_length - s.horizon + 1
+        if n_windows < 1:
+            raise ValueError(f"the train split has {real.shape[0]} rows, fewer than one "
+                             f"window ({s.context_length} + {s.horizon})")
+        generator = torch.Generator().manual_seed(seed)
+        starts = torch.randint(0, n_windows, (s.fm.real_windows,), generator=generator)
+        for chunk in starts.split(REAL_CHUNK):
+            windows = torch.stack([real[int(t) : int(t) + s.context_length + s.horizon]
+                                   for t in chunk])
+            yield windows[:, : s.context_length], windows[:, s.context_length :]
+
     def flops(self, channels: int, length: int, value_term: bool) -> float:
         """The distillation's FLOPs through the model, as the fine-tune's cost meter counts:
-        here the value term's forecasts of every window (2 N per token); a matching target
-        adds its own."""
-        if not value_term:
-            return 0.0
+        a matching target's pass over real windows and its iterations, and the value term's
+        forecasts of every window (2 N per token)."""
         s = self.settings
-        windows = length - s.context_length - s.horizon + 1
-        return (2.0 * self.n_parameters * self.adapter.tokens_per_window()
-                * (s.iterations // s.value_every) * windows * channels)
+        flops = self.real_flops(channels) + s.iterations * self.iteration_flops(channels,
+                                                                                 length)
+        if value_term:
+            windows = length - s.context_length - s.horizon + 1
+            flops += (2.0 * self.n_parameters * self.adapter.tokens_per_window()
+                      * (s.iterations // s.value_every) * windows * channels)
+        return flops
+
+    def real_flops(self, channels: int) -> float:
+        """A matching target's one pass over `real_windows` (none as a value expert only)."""
+        return 0.0
+
+    def iteration_flops(self, channels: int, length: int) -> float:
+        """A matching target's cost per iteration (none as a value expert only)."""
+        return 0.0
 
     @torch.no_grad()
     def forecast(self, x: torch.Tensor) -> torch.Tensor:

@@ -80,9 +80,9 @@ class FoundationMatching:
     family: Literal["moirai"] = "moirai"
     size: str = "small"  # the architecture of a random init; a folder carries its own
     patch_size: int = 32
-    # Synthetic windows per channel per iteration (hdt_gm: as many real ones beside them).
-    windows: int = 32
-    real_windows: int = 512  # hdt_fm: real windows per channel behind the target statistics
+    windows: int = 32  # synthetic windows per channel per iteration
+    # Real windows per channel behind the fixed target (hdt_fm's statistics, hdt_gm's gradient).
+    real_windows: int = 512
     std_weight: float = 1.0  # hdt_fm: the per-dimension std's share of the loss beside the mean
 
     def __post_init__(self) -> None:

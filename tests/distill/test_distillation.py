@@ -377,9 +377,8 @@ def test_hdt_fm_matches_the_frozen_models_embeddings_and_counts_its_flops(tmp_pa
 
 
 def test_hdt_gm_matches_the_frozen_models_head_gradients_and_leaves_it_unchanged(tmp_path):
-    """On the same real draws, the distilled series' head gradients point closer to the real
-    ones than the starting series' did; the model's weights never move; same seed, same
-    bits; FLOPs counted."""
+    """The distilled series' head gradients point closer to the real one than the starting
+    series' did; the model's weights never move; same seed, same bits; FLOPs counted."""
     from hdt_finetune.distill.head_gradient_matching import HeadGradientTarget
 
     settings = dataclasses.replace(FM, iterations=15, init="noise", harmonic_weight=0.01,
@@ -413,6 +412,23 @@ def test_hdt_gm_matches_the_frozen_models_head_gradients_and_leaves_it_unchanged
     assert np.array_equal(outcome.values, again.values)
 
 
+def test_hdt_gms_real_gradient_is_the_mean_over_every_real_window_however_chunked(
+        monkeypatch):
+    """The fixed target is the gradient of the mean loss over all `fm.real_windows`: made in
+    uneven chunks (4, 4 and 2 windows), it equals the one made in a single pass."""
+    from hdt_finetune.distill import frozen_model
+    from hdt_finetune.distill.head_gradient_matching import HeadGradientTarget
+
+    settings = dataclasses.replace(FM, fm=dataclasses.replace(FM.fm, real_windows=10))
+    real = torch.as_tensor(planted_corpus())
+    whole = HeadGradientTarget(settings, real, 0).real_gradient
+    monkeypatch.setattr(frozen_model, "REAL_CHUNK", 4)
+    chunked = HeadGradientTarget(settings, real, 0).real_gradient
+    assert any(g.abs().sum() > 0 for g in whole)
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("method", ["hdt_gm", "hdt_fm"])
 def test_a_model_matching_iterations_flops_are_torchs_count_or_a_little_above(method):
     """Per iteration, on Moirai-small's architecture (random init), the estimate lies within
@@ -430,10 +446,14 @@ def test_a_model_matching_iterations_flops_are_torchs_count_or_a_little_above(me
     series = torch.as_tensor(planted_corpus()[:400]).requires_grad_(True)
     with FlopCounterMode(display=False) as counter:
         target.loss(series, torch.Generator().manual_seed(0)).backward(inputs=[series])
-    estimate = target.flops(2, 400, value_term=False)
-    if method == "hdt_fm":  # less the real statistics, made once before the iterations
-        estimate -= 2.0 * target.n_parameters * target.adapter.tokens_per_window() * 64 * 2
+    estimate = target.iteration_flops(2, 400)
     assert 1.0 <= estimate / counter.get_total_flops() <= 1.5
+    # The whole: the real windows' pass, made once, and the iterations.
+    assert target.flops(2, 400, value_term=False) == target.real_flops(2) + estimate
+    with FlopCounterMode(display=False) as counter:
+        MODEL_TARGETS[SWITCHES[method].model_matching](
+            settings, torch.as_tensor(planted_corpus()), 0)
+    assert 1.0 <= target.real_flops(2) / counter.get_total_flops() <= 1.5
 
 
 def test_the_window_differentiable_nll_is_the_forecast_distributions():
