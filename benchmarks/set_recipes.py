@@ -99,8 +99,8 @@ CANDIDATES = (
               "HDT matched in the fine-tuned model's embedding space"),
     Candidate("hdt_fm_soft", "hdt", (SetRecipe("hdt_fm_soft", settings=FM),),
               "hdt_fm + soft targets from the fine-tuned model's own forecasts"),
-    # A second-order pass per iteration: 8 synthetic windows a channel keep it under a third
-    # of hdt_fm's FLOPs. The real gradient, fixed, comes from fm.real_windows (spelled out so
+    # A second-order pass per iteration: 8 synthetic windows a channel keep it at about a
+    # third of hdt_fm's FLOPs. The real gradient, fixed, comes from fm.real_windows (spelled out so
     # that the sets made when it was drawn afresh from 8 windows each iteration are not reused).
     Candidate("hdt_gm", "hdt", (SetRecipe("hdt_gm", settings=(*FM, "fm.windows=8",
                                                               "fm.real_windows=512")),),

@@ -1,7 +1,7 @@
 """`hdt distill` with a matching method (MTT, CondTSF, HDT, HDT's ablations and variants) on
-one dataset's train split: the expert buffer (or, for hdt_fm, the frozen foundation model's
-real-window statistics), then the matching engine (`matching_engine.py`) on the series
-through a `SeriesSampler`."""
+one dataset's train split: the expert buffer (or, for hdt_fm and hdt_gm, what the frozen
+foundation model makes of real windows: embedding statistics, head gradient), then the
+matching engine (`matching_engine.py`) on the series through a `SeriesSampler`."""
 
 from __future__ import annotations
 

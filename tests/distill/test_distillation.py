@@ -402,7 +402,7 @@ def test_hdt_gm_matches_the_frozen_models_head_gradients_and_leaves_it_unchanged
         assert series.grad.abs().sum() > 0
         return float(sum(losses).detach()) / len(losses)
 
-    # 0.21 against 0.35 when written (a random-init tiny Moirai).
+    # 0.15 against 0.37 when written (a random-init tiny Moirai).
     assert distance(torch.as_tensor(outcome.values)) < 0.8 * distance(start.series())
     for key, value in target.model.state_dict().items():
         assert torch.equal(value, before[key]), key
@@ -432,8 +432,9 @@ def test_hdt_gms_real_gradient_is_the_mean_over_every_real_window_however_chunke
 @pytest.mark.parametrize("method", ["hdt_gm", "hdt_fm"])
 def test_a_model_matching_iterations_flops_are_torchs_count_or_a_little_above(method):
     """Per iteration, on Moirai-small's architecture (random init), the estimate lies within
-    [1, 1.5] of torch's FLOP counter (1.17 for hdt_gm, 1.27 for hdt_fm when written): the
-    distillation is never cheaper in the records than it was."""
+    [1, 1.5] of torch's FLOP counter (1.15 for hdt_gm, 1.27 for hdt_fm when written; the
+    real windows' pass, 1.21 and 1.27): the distillation is never cheaper in the records
+    than it was."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from hdt_finetune.distill.trajectory_distillation import MODEL_TARGETS
@@ -448,8 +449,9 @@ def test_a_model_matching_iterations_flops_are_torchs_count_or_a_little_above(me
         target.loss(series, torch.Generator().manual_seed(0)).backward(inputs=[series])
     estimate = target.iteration_flops(2, 400)
     assert 1.0 <= estimate / counter.get_total_flops() <= 1.5
-    # The whole: the real windows' pass, made once, and the iterations.
-    assert target.flops(2, 400, value_term=False) == target.real_flops(2) + estimate
+    # The whole: the real windows' pass, made once, and every iteration.
+    target.settings = dataclasses.replace(settings, iterations=3)
+    assert target.flops(2, 400, value_term=False) == target.real_flops(2) + 3 * estimate
     with FlopCounterMode(display=False) as counter:
         MODEL_TARGETS[SWITCHES[method].model_matching](
             settings, torch.as_tensor(planted_corpus()), 0)
