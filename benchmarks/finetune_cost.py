@@ -199,8 +199,10 @@ def finetune_job(job: dict) -> str:
         "concurrent_runs": job["concurrent_runs"],
     })
     shutil.rmtree(out, ignore_errors=True)  # weights and checkpoints: only the record stays
+    result = (f"best val mse {record['best_val_mse']:.4f}" if record["test"] is None
+              else f"test mse {record['test']['mse']:.4f}")
     return (f"{job['dataset']} {job['arm']} lr={job['learning_rate']} seed={job['seed']}: "
-            f"test mse {record['test']['mse']:.4f} in {record['steps']} steps")
+            f"{result} in {record['steps']} steps")
 
 
 def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size: str,

@@ -11,7 +11,9 @@ five datasets (finetune_cost.py), before any run on ETTh2, ETTm2 or exchange_rat
 Every candidate (set_recipes.CANDIDATES: the HDT variants, as many CondTSF variants, Random at
 every size a larger or mixed set has, and full data) is fine-tuned from the same weights
 under the fine-tuning benchmark's selection rule (finetune_cost_arms.RULE: its learning-rate
-grid, warm-up, validation schedule and patience, the same for every arm), seed 0 only.
+grid, warm-up, validation schedule and patience, the same for every arm), seed 0 only,
+without its test: no test probes along the curve and no final test (`test` is null in the
+records; ETTh1's records, made before, carry test numbers that nothing reads).
 
 The score of a candidate on a dataset is its best validation MSE divided by full data's best
 validation MSE within the same total FLOPs (the candidate's fine-tune plus its sets'
@@ -37,7 +39,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +63,20 @@ from finetune_cost_arms import (
 from set_recipes import BY_NAME, CANDIDATES, Candidate, distil_jobs, sets_sha256
 
 SCREEN_DATASETS = ("ETTh1", "ETTm1")
+# A rule's settings that only say what is tested: a run's training and validation, hence its
+# score, do not depend on them.
+TEST_ONLY = ("curve_test_stride", "test_stride")
+
+
+def validation_only(rule: SelectionRule) -> SelectionRule:
+    """`rule` without any test: the screen is judged on validation only, and on ETTm1 the
+    test probes cost as much as the validations, the final test more than a short run's
+    training (ETTh1's records, made before, carry test numbers that nothing reads)."""
+    return replace(rule, curve_test_stride=0, test_stride=0)
+
+
+SCREEN_RULE, SCREEN_WIDE_GRID, SCREEN_SMOKE_RULE = map(validation_only,
+                                                       (RULE, WIDE_GRID, SMOKE_RULE))
 SMOKE_CANDIDATES = ("full", "hdt", "hdt_fm", "fewshot+hdt_soft", "random")
 # The arms offered the wider grid (lever 4): full data, the published methods and Random,
 # and once the screen has chosen, the best variant of each family alike.
@@ -98,9 +114,11 @@ def screen_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, size: s
 
 
 def per_run(rule: dict | None) -> dict | None:
-    """The part of a recorded rule that one run depends on: all but the learning-rate grid,
-    so that the main screen and the wider grid share the runs at their common points."""
-    return None if rule is None else {k: v for k, v in rule.items() if k != "learning_rates"}
+    """The part of a recorded rule that one run's score depends on: all but the
+    learning-rate grid, so that the main screen and the wider grid share the runs at their
+    common points, and but what it tests."""
+    return None if rule is None else {k: v for k, v in rule.items()
+                                      if k not in ("learning_rates", *TEST_ONLY)}
 
 
 def record_is_current(job: dict) -> bool:
@@ -121,7 +139,7 @@ def run(args: RunArgs) -> None:
 
     torch.set_num_threads(1)
     paths = BenchmarkPaths.of(args.smoke)
-    rule = WIDE_GRID if args.grid == "wide" else RULE
+    rule = SCREEN_WIDE_GRID if args.grid == "wide" else SCREEN_RULE
     names = args.candidates or (SCHEDULE_CANDIDATES if args.grid == "wide"
                                 else tuple(c.name for c in CANDIDATES))
     unknown = sorted(set(names) - set(BY_NAME))
@@ -130,7 +148,7 @@ def run(args: RunArgs) -> None:
     if args.smoke:
         args = RunArgs(datasets=("ETTh1",), candidates=args.candidates or SMOKE_CANDIDATES,
                        size="tiny", weights="random", smoke=True)
-        names, rule = args.candidates, SMOKE_RULE
+        names, rule = args.candidates, SCREEN_SMOKE_RULE
     candidates = [BY_NAME[n] for n in names]
     for dataset in args.datasets:
         weights = resolve_weights(dataset, args.size, args.weights, paths)
@@ -142,7 +160,7 @@ def run(args: RunArgs) -> None:
         run_in_workers(finetune_job, [j for j in runs if not record_is_current(j)],
                        args.workers)
     # The wider grid's runs are read into the main report (its lever-4 section).
-    report(paths, SMOKE_RULE if args.smoke else RULE,
+    report(paths, SCREEN_SMOKE_RULE if args.smoke else SCREEN_RULE,
            SCREEN_DATASETS if not args.smoke else args.datasets)
 
 
@@ -222,7 +240,8 @@ def comparable(records: list[dict], rule: SelectionRule) -> tuple[list[dict], in
 def wide_grid_rows(records: list[dict], table: dict, datasets: tuple[str, ...]) -> dict:
     """Lever 4: {dataset: {candidate: row}}, each schedule candidate's learning rate and score
     with the rule's grid and with the wider one (None until its wider grid is complete)."""
-    wide = score_table([r for r in records if r["arm"] in SCHEDULE_CANDIDATES], WIDE_GRID)
+    wide = score_table([r for r in records if r["arm"] in SCHEDULE_CANDIDATES],
+                       SCREEN_WIDE_GRID)
     rows: dict[str, dict] = {}
     for dataset in datasets:
         for name in SCHEDULE_CANDIDATES:
@@ -236,7 +255,7 @@ def wide_grid_rows(records: list[dict], table: dict, datasets: tuple[str, ...]) 
     return rows
 
 
-def report(paths: BenchmarkPaths, rule: SelectionRule = RULE,
+def report(paths: BenchmarkPaths, rule: SelectionRule = SCREEN_RULE,
            datasets: tuple[str, ...] = SCREEN_DATASETS) -> None:
     """The default is chosen only once every candidate has run on every one of `datasets`."""
     from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
@@ -253,7 +272,7 @@ def report(paths: BenchmarkPaths, rule: SelectionRule = RULE,
     complete = expected <= {(d, n) for d, rows in table.items() for n in rows}
     default, hdt_means = choose(table, datasets, "hdt")
     best_condtsf, condtsf_means = choose(table, datasets, "condtsf")
-    wide = wide_grid_rows(records, table, datasets) if rule == RULE else {}
+    wide = wide_grid_rows(records, table, datasets) if rule == SCREEN_RULE else {}
     summary = {
         "datasets": list(datasets), "complete": complete,
         "default": default if complete else None,
@@ -262,7 +281,7 @@ def report(paths: BenchmarkPaths, rule: SelectionRule = RULE,
         "configurations": {f: sum(c.family == f for c in CANDIDATES)
                            for f in ("hdt", "condtsf")},
         "rule": rule_record(rule),
-        "wide_grid": {"learning_rates": list(WIDE_GRID.learning_rates), "scores": wide},
+        "wide_grid": {"learning_rates": list(SCREEN_WIDE_GRID.learning_rates), "scores": wide},
         "scores": {d: {n: {k: v for k, v in row.items() if k != "record"}
                        for n, row in rows.items()} for d, rows in table.items()},
     }
@@ -281,9 +300,11 @@ def _markdown(table: dict, datasets: tuple[str, ...], summary: dict, records: li
         "# Screening the levers (validation only)", "",
         "Generated by `benchmarks/fm_screening.py` from its records; do not edit.", "",
         f"Datasets: {', '.join(datasets) or 'none yet'}; seed 0; the fine-tuning benchmark's "
-        "selection rule for every candidate. Score: best validation MSE / full data's best "
-        "validation MSE within the same total FLOPs (fine-tune + distillation), read off full "
-        "data's own validation curve; below 1 is ahead of full data at equal compute.", "",
+        "selection rule for every candidate, without its test (the runs are not tested; "
+        "records made before that carry test numbers that nothing reads). Score: best "
+        "validation MSE / full data's best validation MSE within the same total FLOPs "
+        "(fine-tune + distillation), read off full data's own validation curve; below 1 is "
+        "ahead of full data at equal compute.", "",
         f"Configurations screened: {summary['configurations']['hdt']} HDT variants and "
         f"{summary['configurations']['condtsf']} CondTSF variants (equal budgets).", "",
     ]
@@ -341,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         run(args)
     elif args.smoke:
-        report(BenchmarkPaths.of(True), SMOKE_RULE, ("ETTh1",))
+        report(BenchmarkPaths.of(True), SCREEN_SMOKE_RULE, ("ETTh1",))
     else:
         report(BenchmarkPaths.of(False))
     return 0

@@ -153,3 +153,25 @@ def test_the_wider_grid_shares_the_rule_points_and_scores_apart(tmp_path):
     assert fm_screening.record_is_current(job)
     assert not fm_screening.record_is_current(
         {**job, "rule": {**job["rule"], "warmup_steps": 50}})
+
+
+def test_the_screen_never_tests_and_still_counts_runs_made_with_a_test(tmp_path):
+    """Judged on validation only, the screen's jobs run no test probes and no final test; a
+    record made with them (ETTh1's first ones) validated the same way and still counts."""
+    from benchmark_jobs import BenchmarkPaths
+    from finetune_cost_arms import RULE
+
+    paths = BenchmarkPaths(results=tmp_path / "r", work=tmp_path / "w")
+    job = fm_screening.screen_job(paths, fm_screening.SCREEN_RULE, "ETTh1", "small", "random",
+                                  BY_NAME["full"], 1e-3, 2)
+    assert job["config"]["test_stride"] == 0 and job["config"]["curve_test_stride"] == 0
+    tested = {**record("ETTh1", "full", 1e-3, 0.5, 100), "rule": fm_screening.rule_record(RULE),
+              "weights": "random-init", "test": {"mse": 0.4}}
+    Path(job["record"]).parent.mkdir(parents=True)
+    Path(job["record"]).write_text(json.dumps(tested))
+    assert fm_screening.record_is_current(job)
+    records, _ = fm_screening.comparable([tested], fm_screening.SCREEN_RULE)
+    assert records == [tested]
+    # Anything that changes what is trained or validated still makes another rule.
+    other = {**tested, "rule": {**tested["rule"], "val_stride": 1}}
+    assert fm_screening.comparable([other], fm_screening.SCREEN_RULE)[0] == []

@@ -40,7 +40,8 @@ class FinetuneConfig:
     context_length: int = 96
     horizon: int = 96
     # Every n-th window (1: all of them). Validation runs many times per fine-tune, for early
-    # stopping; the test split once, at the end.
+    # stopping; the test split once, at the end (test_stride 0: not at all, a validation-only
+    # run such as a screen that must not look at test; the record's "test" is then null).
     val_stride: int = 1
     test_stride: int = 1
     # optimisation
@@ -73,16 +74,19 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
-        for name in ("context_length", "horizon", "val_stride", "test_stride", "lora_rank",
+        for name in ("context_length", "horizon", "val_stride", "lora_rank",
                      "lora_alpha", "batch_size", "grad_accum", "eval_every", "patience",
                      "save_every", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.curve_test_stride < 0:
-            raise ValueError(f"curve_test_stride must be >= 0 (0: off), got "
-                             f"{self.curve_test_stride}")
+        for name in ("test_stride", "curve_test_stride"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: off), got {getattr(self, name)}")
         if self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0 (0: evaluate only), got {self.max_steps}")
+        if self.max_steps == 0 and self.test_stride == 0:
+            raise ValueError("max_steps=0 evaluates on the test split only: test_stride must "
+                             "be >= 1, got 0")
         require_finite(self, "learning_rate", "max_grad_norm", "weight_decay", "lora_dropout")
         for name in ("learning_rate", "max_grad_norm"):
             if not getattr(self, name) > 0:

@@ -75,7 +75,8 @@ def load_finetune_data(train_data: TrainData, data: PreparedData, context_length
         train=torch.utils.data.TensorDataset(*train),
         val=univariate_windows(data.val, context_length, horizon, val_stride,
                                f"{data.name} validation split"),
-        test=univariate_windows(data.test, context_length, horizon, test_stride,
+        # test_stride 0 (no final test) still leaves every window for the curve's test probes.
+        test=univariate_windows(data.test, context_length, horizon, max(test_stride, 1),
                                 f"{data.name} test split"),
         source=source,
     )

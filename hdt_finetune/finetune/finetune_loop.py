@@ -363,7 +363,8 @@ def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: Finet
     unwrapped = accelerator.unwrap_model(model)
     if position["best_val"] is not None:  # this run validated, and kept its best weights
         unwrapped.load_state_dict(load_file(str(out / "best_model.safetensors")))
-    test = _errors(adapter, model, data.test, config, accelerator, with_crps=True)
+    test = (_errors(adapter, model, data.test, config, accelerator, with_crps=True)
+            if config.test_stride else None)
     # Evidence that every process trained: the batches each one consumed since (re)start.
     batches = accelerator.gather(torch.tensor([position["batches_seen"]],
                                               device=accelerator.device)).tolist()

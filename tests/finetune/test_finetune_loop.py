@@ -322,6 +322,29 @@ def test_the_starting_weights_are_validated_and_can_be_kept(tmp_path, periodic_c
     assert record["cost"]["wall_s"] >= record["cost"]["eval_s"]
 
 
+def test_a_validation_only_run_trains_the_same_and_never_tests(tmp_path, periodic_csv,
+                                                               monkeypatch):
+    """test_stride=0 (a screen judged on validation): the same training and validation as a
+    tested run, no test pass at all, and a record that says so."""
+    import hdt_finetune.finetune.finetune_loop as loop
+
+    base = [f"dataset={periodic_csv}", "val_stride=5", "max_steps=20", "eval_every=10",
+            "save_every=100"]
+    tested = run_finetune(config(tmp_path, *base, "test_stride=5", name="tested"))
+    passes = []
+    errors = loop._errors
+    monkeypatch.setattr(loop, "_errors", lambda *a, **k: passes.append(a[2]) or errors(*a, **k))
+    untested = run_finetune(config(tmp_path, *base, "test_stride=0", name="untested"))
+    assert untested["test"] is None and tested["test"]["mse"] > 0
+    assert untested["best_val_mse"] == tested["best_val_mse"]
+    assert untested["steps"] == tested["steps"]
+    assert len(passes) == 2  # the validations at steps 10 and 20, nothing else
+    with pytest.raises(ValueError, match="test_stride must be >= 1, got 0"):
+        config(tmp_path, "max_steps=0", "test_stride=0")
+    with pytest.raises(ValueError, match="test_stride must be >= 0"):
+        config(tmp_path, "test_stride=-1")
+
+
 def test_a_mix_of_sets_trains_on_the_windows_of_each_and_records_every_member(
         tmp_path, shared_data_dir):
     from hdt_finetune.data import DataSpec, prepare_data
