@@ -40,8 +40,8 @@ class FinetuneConfig:
     context_length: int = 96
     horizon: int = 96
     # Every n-th window (1: all of them). Validation runs many times per fine-tune, for early
-    # stopping; the test split once, at the end (test_stride 0: not at all, a validation-only
-    # run such as a screen that must not look at test; the record's "test" is then null).
+    # stopping; the test split once, at the end (test_stride 0: no final test, the record's
+    # "test" is null; with curve_test_stride 0 too, a validation-only run such as a screen).
     val_stride: int = 1
     test_stride: int = 1
     # optimisation

@@ -24,8 +24,11 @@ from hdt_finetune.synthetic import check_usable_with, read_synthetic_set
 class FinetuneData:
     train: torch.utils.data.TensorDataset  # (context [L], target [H]) pairs
     val: tuple[torch.Tensor, torch.Tensor]  # [n, L], [n, H]
-    test: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor] | None  # None: a validation-only run
     source: dict[str, Any]  # what the training windows were cut from, with its checksum
+    # The learning curve's test probes: every n-th of all test windows, whatever the final
+    # test's stride (a resumed curve must probe the same windows); None: no probes.
+    probe: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def univariate_windows(values: np.ndarray, context_length: int, horizon: int, stride: int,
@@ -69,14 +72,22 @@ def training_windows(train_data: TrainData, data: PreparedData, context_length: 
 
 
 def load_finetune_data(train_data: TrainData, data: PreparedData, context_length: int,
-                       horizon: int, val_stride: int = 1, test_stride: int = 1) -> FinetuneData:
+                       horizon: int, val_stride: int = 1, test_stride: int = 1,
+                       probe_stride: int = 0) -> FinetuneData:
+    """`test_stride` 0: no test windows (a validation-only run); `probe_stride` n > 0: every
+    n-th test window for the curve's probes."""
     train, source = training_windows(train_data, data, context_length, horizon)
+    name = f"{data.name} test split"
+    probe = None
+    if probe_stride:
+        x, y = univariate_windows(data.test, context_length, horizon, 1, name)
+        probe = (x[::probe_stride].clone(), y[::probe_stride].clone())
     return FinetuneData(
         train=torch.utils.data.TensorDataset(*train),
         val=univariate_windows(data.val, context_length, horizon, val_stride,
                                f"{data.name} validation split"),
-        # test_stride 0 (no final test) still leaves every window for the curve's test probes.
-        test=univariate_windows(data.test, context_length, horizon, max(test_stride, 1),
-                                f"{data.name} test split"),
+        test=(univariate_windows(data.test, context_length, horizon, test_stride, name)
+              if test_stride else None),
         source=source,
+        probe=probe,
     )

@@ -89,7 +89,8 @@ def run_finetune(config: FinetuneConfig, data: PreparedData | None = None) -> di
                               project_dir=str(config.out))
     data = data or prepare_data(config.dataset, config.context_length)
     windows = load_finetune_data(config.train_data, data, config.context_length,
-                                 config.horizon, config.val_stride, config.test_stride)
+                                 config.horizon, config.val_stride, config.test_stride,
+                                 config.curve_test_stride)
     settings = run_settings(config, windows, data, accelerator.num_processes, precision)
     run_key = fingerprint(settings)
     claim = (claimed_run_folder(config.out, run_key, settings, config.overwrite)
@@ -210,11 +211,9 @@ def _validate(row: dict, adapter: ForecastAdapter, model, data: FinetuneData,
     row["val_mse"] = _errors(adapter, model, data.val, config, accelerator)["mse"]
     _check_finite(row["val_mse"], "validation MSE", position["step"], config)
     meter.add_eval(clock.seconds())
-    if config.curve_test_stride:
+    if data.probe is not None:
         clock = Stopwatch()
-        x, y = data.test
-        subset = (x[:: config.curve_test_stride], y[:: config.curve_test_stride])
-        row["test_mse_probe"] = _errors(adapter, model, subset, config, accelerator)["mse"]
+        row["test_mse_probe"] = _errors(adapter, model, data.probe, config, accelerator)["mse"]
         meter.add_probe(clock.seconds())
     stop = _early_stopping(position, row["val_mse"], config.patience)
     if position["stale"] == 0:
@@ -320,23 +319,31 @@ def _truncate_metrics(path: Path, step: int) -> None:
 def _errors(adapter: ForecastAdapter, model: torch.nn.Module,
             windows: tuple[torch.Tensor, torch.Tensor], config: FinetuneConfig,
             accelerator, with_crps: bool = False) -> dict[str, float]:
-    """MSE, MAE (and CRPS from samples) over the windows, each process taking every n-th."""
+    """MSE, MAE (and CRPS from samples) over the windows, each process taking every n-th.
+    A probabilistic model's samples come from the random state seeded afresh for each pass
+    and put back after it: an evaluation depends on the weights alone (not on whether test
+    probes ran before it), and training's random stream never depends on evaluations."""
     model.eval()
     x_all, y_all = windows
     rank, world = accelerator.process_index, accelerator.num_processes
     totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)
-    for start in range(rank * config.batch_size, x_all.shape[0], world * config.batch_size):
-        x = x_all[start : start + config.batch_size].to(accelerator.device)
-        y = y_all[start : start + config.batch_size].to(accelerator.device)
-        # With CRPS, the point forecast is the median of the same samples: one forward pass.
-        samples = adapter.sample_forecast(model, x, config.num_samples) if with_crps else None
-        point = adapter.point_forecast(model, x) if samples is None else samples.median(0).values
-        error = point.float() - y
-        totals[0] += error.pow(2).sum()
-        totals[1] += error.abs().sum()
-        totals[3] += y.numel()
-        if samples is not None:
-            totals[2] += sample_crps(samples.float(), y).sum()
+    cuda = [accelerator.device.index or 0] if accelerator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(config.seed + rank)
+        for start in range(rank * config.batch_size, x_all.shape[0], world * config.batch_size):
+            x = x_all[start : start + config.batch_size].to(accelerator.device)
+            y = y_all[start : start + config.batch_size].to(accelerator.device)
+            # With CRPS, the point forecast is the median of the same samples: one pass.
+            samples = (adapter.sample_forecast(model, x, config.num_samples) if with_crps
+                       else None)
+            point = (adapter.point_forecast(model, x) if samples is None
+                     else samples.median(0).values)
+            error = point.float() - y
+            totals[0] += error.pow(2).sum()
+            totals[1] += error.abs().sum()
+            totals[3] += y.numel()
+            if samples is not None:
+                totals[2] += sample_crps(samples.float(), y).sum()
     totals = accelerator.reduce(totals, reduction="sum")
     count = totals[3].item()
     result = {"mse": totals[0].item() / count, "mae": totals[1].item() / count}
@@ -363,8 +370,8 @@ def _finish(config: FinetuneConfig, adapter: ForecastAdapter, model, data: Finet
     unwrapped = accelerator.unwrap_model(model)
     if position["best_val"] is not None:  # this run validated, and kept its best weights
         unwrapped.load_state_dict(load_file(str(out / "best_model.safetensors")))
-    test = (_errors(adapter, model, data.test, config, accelerator, with_crps=True)
-            if config.test_stride else None)
+    test = (None if data.test is None
+            else _errors(adapter, model, data.test, config, accelerator, with_crps=True))
     # Evidence that every process trained: the batches each one consumed since (re)start.
     batches = accelerator.gather(torch.tensor([position["batches_seen"]],
                                               device=accelerator.device)).tolist()

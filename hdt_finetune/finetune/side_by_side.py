@@ -24,6 +24,9 @@ def run_side_by_side(config: FinetuneConfig) -> dict[str, Any]:
     from hdt_finetune.atomic_files import atomic_write_json
     from hdt_finetune.process_group import ProcessGroup
 
+    if config.test_stride == 0:  # checked before any arm trains
+        raise ValueError("the side-by-side table compares test MSE: test_stride must be >= 1, "
+                         "got 0")
     records = {"set": run_finetune_command(dataclasses.replace(config, out=config.out / "set"))}
     steps = records["set"]["steps"]
     records["full_same_steps"] = run_finetune_command(dataclasses.replace(

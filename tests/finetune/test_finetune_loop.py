@@ -343,6 +343,30 @@ def test_a_validation_only_run_trains_the_same_and_never_tests(tmp_path, periodi
         config(tmp_path, "max_steps=0", "test_stride=0")
     with pytest.raises(ValueError, match="test_stride must be >= 0"):
         config(tmp_path, "test_stride=-1")
+    from hdt_finetune.finetune.side_by_side import run_side_by_side
+
+    with pytest.raises(ValueError, match="compares test MSE: test_stride must be >= 1"):
+        run_side_by_side(config(tmp_path, *base, "test_stride=0", name="table"))
+    assert not (tmp_path / "table").exists()  # refused before any arm trained
+
+
+def test_a_sampled_validation_depends_on_the_weights_alone(tmp_path, shared_data_dir):
+    """Moirai's point forecast is a median of samples: test probes between validations, or
+    a different final test, must not change the validation curve or the kept step."""
+    pytest.importorskip("uni2ts")
+    base = ["model.family=moirai", "max_steps=20", "eval_schedule=log", "num_samples=5",
+            "save_every=100"]
+
+    def run(name, *extra):
+        record = run_finetune(config(tmp_path, *base, *extra, name=name))
+        rows = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return record, [json.loads(r)["val_mse"] for r in rows if "val_mse" in r]
+
+    plain, plain_curve = run("plain", "test_stride=0")
+    probed, probed_curve = run("probed", "curve_test_stride=3", "test_stride=7")
+    assert len(plain_curve) == 3 and plain_curve == probed_curve  # steps 0, 10, 20
+    assert plain["best_val_mse"] == probed["best_val_mse"]
+    assert probed["test"]["mse"] > 0 and plain["test"] is None
 
 
 def test_a_mix_of_sets_trains_on_the_windows_of_each_and_records_every_member(
