@@ -13,8 +13,9 @@ For each (dataset, model) the arms (ARMS, in finetune_cost_arms.py, which the re
 too) are: zero-shot, full-data fine-tune, HDT-distilled, CondTSF-distilled and a Random
 subset of the same size (M = 384 rows per channel; two training seeds, the others `seeds`),
 and full data trained for the HDT and CondTSF arms' budgets. Every arm gets the same
-selection rule (RULE, beside them): each learning rate of the grid is tried with seed 0, the
-one with the lowest validation MSE wins, and seeds 1.. rerun with it. Every arm validates at
+selection rule (BENCHMARK_RULE, beside them; its learning-rate grid is the screen's verdict
+on lever 4): each learning rate of the grid is tried with seed 0, the one with the lowest
+validation MSE wins, and seeds 1.. rerun with it. Every arm validates at
 the same optimizer steps (the starting weights, 10, 20, ..., 320, then every 200) on the
 same subset, with the same patience and step cap, so the number of steps is chosen by one
 rule; the test subset probed at each validation feeds the curves and time to accuracy only,
@@ -46,9 +47,9 @@ from benchmark_jobs import (
     run_in_workers,
 )
 from finetune_cost_arms import (
+    BENCHMARK_RULE,
     LABELS,
     MATCHED_ARMS,
-    RULE,
     SET_ARMS,
     SMOKE_RULE,
     TRAINED_ARMS,
@@ -348,7 +349,7 @@ def run(args: RunArgs) -> None:
     from finetune_cost_report import report
 
     torch.set_num_threads(1)  # the stand-in is pretrained here, like every run: one thread
-    paths, rule = BenchmarkPaths.of(args.smoke), RULE
+    paths, rule = BenchmarkPaths.of(args.smoke), BENCHMARK_RULE
     unknown = set(args.arms) - set(LABELS)
     if unknown:
         raise SystemExit(f"error: unknown arms {sorted(unknown)}; known: {sorted(LABELS)}")

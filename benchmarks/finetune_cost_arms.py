@@ -14,6 +14,9 @@ DEFAULT_VARIANT: str | None = None
 # The best CondTSF variant by the same screen (its summary's "best_condtsf"): the baseline
 # that gets the same wider learning-rate grid as the default (lever 4).
 BEST_CONDTSF_VARIANT: str | None = None
+# Lever 4's verdict from the same screen (its summary's "wide_grid"."adopted"): whether the
+# five-dataset run offers every arm the wider learning-rate grid. None until judged.
+WIDE_GRID_ADOPTED: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ RULE = SelectionRule()
 # beyond its two points. The screen offers it to full data and to the HDT, CondTSF and Random
 # sets alike (equal tuning budgets) and reports whether it changes any arm's standing.
 WIDE_GRID = replace(RULE, learning_rates=(1e-4, 3e-4, 1e-3, 3e-3))
+# The fine-tuning benchmark's rule: the screen's verdict on the grid, for every arm.
+BENCHMARK_RULE = WIDE_GRID if WIDE_GRID_ADOPTED else RULE
 # A smoke run checks the program end to end in a few minutes, nothing more.
 SMOKE_RULE = SelectionRule(learning_rates=(1e-3,), max_steps=12, eval_every=20,
                            val_stride=400, curve_test_stride=400, test_stride=400,

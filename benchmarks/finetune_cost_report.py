@@ -18,10 +18,10 @@ from pathlib import Path
 from benchmark_jobs import BenchmarkPaths
 from default_arm_targets import Verdict, judge
 from finetune_cost_arms import (
+    BENCHMARK_RULE,
     DEFAULT_ARM,
     LABELS,
     MATCHED_ARMS,
-    RULE,
     TRAINED_ARMS,
     ZERO_SHOT_ARMS,
 )
@@ -85,7 +85,8 @@ def one_rule(records: list[dict]) -> tuple[list[dict], int]:
     if not records:
         return [], 0
     keys = [key(r) for r in records]
-    today = json.dumps({**RULE.__dict__, "learning_rates": list(RULE.learning_rates)},
+    today = json.dumps({**BENCHMARK_RULE.__dict__,
+                        "learning_rates": list(BENCHMARK_RULE.learning_rates)},
                        sort_keys=True)
     chosen = today if today in keys else max(set(keys), key=keys.count)
     kept = [r for r, k in zip(records, keys, strict=True) if k == chosen]
@@ -125,7 +126,7 @@ def load_arms(records: list[dict]) -> dict[tuple[str, str], dict[str, Arm]]:
             grid = {r["learning_rate"]: r["best_val_mse"] for r in runs if r["seed"] == 0}
             if len(grid) < len(runs[0]["rule"]["learning_rates"]):
                 continue  # selection not finished
-            chosen = RULE.choose(grid)
+            chosen = BENCHMARK_RULE.choose(grid)
             table[key][name] = Arm(name, [r for r in runs if r["learning_rate"] == chosen],
                                    chosen, grid)
     return table

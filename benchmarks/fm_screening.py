@@ -28,7 +28,9 @@ the best HDT and CondTSF variants once chosen) at the learning rates of
 finetune_cost_arms.WIDE_GRID, the same grid for each; the rule's own points are shared with
 the main screen (run the two grids one after the other, not at once: they share those runs'
 folders). The report scores them again with the wider grid (full data's reference then has
-it too) beside their main-grid scores.
+it too) beside their main-grid scores. Lever 4 is judged like the others, on the default: the
+wider grid is adopted for the five-dataset run (for every arm) when it lowers the default's
+mean score; the summary's "wide_grid"."adopted" says so once the default has both grids.
 
 One JSON record per (dataset, candidate, learning rate) in results/fm_screening/records/;
 generated from them: results/fm_screening/report.md and results/fm_screening_summary.json.
@@ -257,6 +259,17 @@ def wide_grid_rows(records: list[dict], table: dict, datasets: tuple[str, ...]) 
     return rows
 
 
+def wide_grid_adopted(rows: dict, default: str | None, datasets: tuple[str, ...]
+                      ) -> bool | None:
+    """Lever 4's verdict: True when the default's mean score over `datasets` is lower with
+    the wider grid than with the rule's; None until it has both scores on every dataset."""
+    pairs = [rows.get(d, {}).get(default, {}) for d in datasets] if default else [{}]
+    if any(p.get("rule_score") is None or p.get("wide_score") is None for p in pairs):
+        return None
+    return (statistics.fmean(p["wide_score"] for p in pairs)
+            < statistics.fmean(p["rule_score"] for p in pairs))
+
+
 def report(paths: BenchmarkPaths, rule: SelectionRule = SCREEN_RULE,
            datasets: tuple[str, ...] = SCREEN_DATASETS) -> None:
     """The default is chosen only once every candidate has run on every one of `datasets`."""
@@ -283,7 +296,9 @@ def report(paths: BenchmarkPaths, rule: SelectionRule = SCREEN_RULE,
         "configurations": {f: sum(c.family == f for c in CANDIDATES)
                            for f in ("hdt", "condtsf")},
         "rule": rule_record(rule),
-        "wide_grid": {"learning_rates": list(SCREEN_WIDE_GRID.learning_rates), "scores": wide},
+        "wide_grid": {"learning_rates": list(SCREEN_WIDE_GRID.learning_rates), "scores": wide,
+                      "adopted": wide_grid_adopted(wide, default if complete else None,
+                                                   datasets)},
         "scores": {d: {n: {k: v for k, v in row.items() if k != "record"}
                        for n, row in rows.items()} for d, rows in table.items()},
     }
@@ -347,7 +362,12 @@ def _markdown(table: dict, datasets: tuple[str, ...], summary: dict, records: li
                     f"{cell(row['rule_val_mse'], '.4f')} | {cell(row['rule_score'], '.3f')} | "
                     f"{cell(row['wide_learning_rate'], 'g')} | "
                     f"{cell(row['wide_val_mse'], '.4f')} | {cell(row['wide_score'], '.3f')} |")
-        lines.append("")
+        adopted = summary["wide_grid"]["adopted"]
+        lines += ["", "Not judged yet: the default needs both grids on every screened dataset."
+                  if adopted is None else
+                  f"**The wider grid is {'adopted' if adopted else 'not adopted'}** for the "
+                  "five-dataset run: it " + ("lowers" if adopted else "does not lower")
+                  + " the default's mean score.", ""]
     lines += ["## Mean score over the screened datasets", "",
               "| candidate | mean score |", "|---|---|"]
     lines += [f"| {name} | {score:.3f} |"

@@ -22,6 +22,10 @@ def test_the_committed_default_is_the_screens_choice():
     assert finetune_cost_arms.DEFAULT_VARIANT == chosen.get("default")
     assert finetune_cost_arms.DEFAULT_ARM == (chosen.get("default") or "hdt")
     assert finetune_cost_arms.BEST_CONDTSF_VARIANT == chosen.get("best_condtsf")
+    adopted = chosen.get("wide_grid", {}).get("adopted")
+    assert finetune_cost_arms.WIDE_GRID_ADOPTED == adopted
+    assert finetune_cost_arms.BENCHMARK_RULE == (finetune_cost_arms.WIDE_GRID if adopted
+                                                 else finetune_cost_arms.RULE)
 
 
 def test_a_variant_brings_its_arm_and_full_data_at_its_budgets():
@@ -41,7 +45,7 @@ def test_a_mixed_arm_budget_counts_every_members_distillation(tmp_path, monkeypa
     recipes = BY_NAME["fewshot+hdt_soft"].members
     monkeypatch.setitem(finetune_cost.SET_ARMS, "mix", recipes)
     paths = BenchmarkPaths(results=tmp_path / "results", work=tmp_path / "work")
-    rule = finetune_cost_arms.RULE
+    rule = finetune_cost_arms.BENCHMARK_RULE
     folders = finetune_cost.set_folders(paths, "ETTh1", "mix", "hub/id")
     manifests = {}
     for folder, recipe in zip(folders, recipes, strict=True):

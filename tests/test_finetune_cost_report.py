@@ -113,7 +113,7 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
 def test_a_record_of_another_rule_is_run_again_not_mixed_in(tmp_path):
     import finetune_cost
 
-    rule = finetune_cost.rule_record(finetune_cost_arms.RULE)
+    rule = finetune_cost.rule_record(finetune_cost_arms.BENCHMARK_RULE)
     path, standin = tmp_path / "record.json", tmp_path / "standin-corpus3"
     standin.mkdir()
     job = {"record": str(path), "rule": rule, "weights": str(standin)}
@@ -149,7 +149,7 @@ def test_a_matched_arm_chooses_its_learning_rate_among_runs_of_its_budget(tmp_pa
     import finetune_cost
 
     paths = BenchmarkPaths(results=tmp_path, work=tmp_path / "work")
-    rule = finetune_cost_arms.RULE
+    rule = finetune_cost_arms.BENCHMARK_RULE
     budget = {"steps": 15, "distill_flops": 5e14}
     for lr, val in ((1e-4, 0.6), (1e-3, 0.5)):
         path = finetune_cost.record_path(paths, "ETTh1", "moirai-small", "full_at_hdt_total",
@@ -168,8 +168,8 @@ def test_a_matched_arm_chooses_its_learning_rate_among_runs_of_its_budget(tmp_pa
 
 
 def test_the_report_keeps_one_rule_and_measures_time_to_accuracy(tmp_path):
-    rule = {**finetune_cost_arms.RULE.__dict__,
-            "learning_rates": list(finetune_cost_arms.RULE.learning_rates)}
+    rule = {**finetune_cost_arms.BENCHMARK_RULE.__dict__,
+            "learning_rates": list(finetune_cost_arms.BENCHMARK_RULE.learning_rates)}
 
     def probed(arm, seed, val_test, distill_flops=0.0, lr=1e-3):
         record = fake(arm, lr, seed, min(v for v, _ in val_test), 0.4, 100, 1e12)

@@ -155,6 +155,22 @@ def test_the_wider_grid_shares_the_rule_points_and_scores_apart(tmp_path):
         {**job, "rule": {**job["rule"], "warmup_steps": 50}})
 
 
+def test_the_wider_grid_is_adopted_only_when_it_lowers_the_defaults_mean_score():
+    def rows(rule_scores, wide_scores):
+        return {d: {"hdt_soft": {"rule_score": r, "wide_score": w}}
+                for d, r, w in zip(("ETTh1", "ETTm1"), rule_scores, wide_scores, strict=True)}
+
+    datasets = ("ETTh1", "ETTm1")
+    adopted = fm_screening.wide_grid_adopted
+    assert adopted(rows((1.0, 1.1), (0.95, 1.1)), "hdt_soft", datasets) is True
+    # Better on one dataset, worse in the mean: not adopted.
+    assert adopted(rows((1.0, 1.1), (0.95, 1.2)), "hdt_soft", datasets) is False
+    # Not judged until the default has both grids on every dataset, or without a default.
+    assert adopted(rows((1.0, 1.1), (0.95, None)), "hdt_soft", datasets) is None
+    assert adopted(rows((1.0, 1.1), (0.95, 1.0)), None, datasets) is None
+    assert adopted(rows((1.0, 1.1), (0.95, 1.0)), "hdt", datasets) is None
+
+
 def test_the_screen_never_tests_and_still_counts_runs_made_with_a_test(tmp_path):
     """Judged on validation only, the screen's jobs run no test probes and no final test; a
     record made with them (ETTh1's first ones) validated the same way and still counts."""
