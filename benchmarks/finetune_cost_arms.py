@@ -10,10 +10,10 @@ from set_recipes import BY_NAME, SetRecipe
 # The HDT variant the screen chose (benchmarks/fm_screening.py; its summary's "default"),
 # committed before the five-dataset run; None until the screen has run. Once set, the
 # benchmark adds its arm and full data at its budgets.
-DEFAULT_VARIANT: str | None = None
+DEFAULT_VARIANT: str | None = "hdt_soft_b05"
 # The best CondTSF variant by the same screen (its summary's "best_condtsf"): the baseline
 # that gets the same wider learning-rate grid as the default (lever 4).
-BEST_CONDTSF_VARIANT: str | None = None
+BEST_CONDTSF_VARIANT: str | None = "condtsf_M4096"
 # Lever 4's verdict from the same screen (its summary's "wide_grid"."adopted"): whether the
 # five-dataset run offers every arm the wider learning-rate grid. None until judged.
 WIDE_GRID_ADOPTED: bool | None = None
