@@ -16,7 +16,7 @@ DEFAULT_VARIANT: str | None = "hdt_soft_b05"
 BEST_CONDTSF_VARIANT: str | None = "condtsf_M4096"
 # Lever 4's verdict from the same screen (its summary's "wide_grid"."adopted"): whether the
 # five-dataset run offers every arm the wider learning-rate grid. None until judged.
-WIDE_GRID_ADOPTED: bool | None = None
+WIDE_GRID_ADOPTED: bool | None = False
 
 
 @dataclass(frozen=True)
