@@ -263,7 +263,9 @@ def wide_grid_adopted(rows: dict, default: str | None, datasets: tuple[str, ...]
                       ) -> bool | None:
     """Lever 4's verdict: True when the default's mean score over `datasets` is lower with
     the wider grid than with the rule's; None until it has both scores on every dataset."""
-    pairs = [rows.get(d, {}).get(default, {}) for d in datasets] if default else [{}]
+    if default is None:
+        return None
+    pairs = [rows.get(d, {}).get(default, {}) for d in datasets]
     if any(p.get("rule_score") is None or p.get("wide_score") is None for p in pairs):
         return None
     return (statistics.fmean(p["wide_score"] for p in pairs)
