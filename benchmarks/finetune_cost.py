@@ -242,12 +242,7 @@ def arm_job(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, model_size
             "config": config, "out": str(paths.work / "finetune_cost" / (
                 f"{record.stem}-{fingerprint({'config': config, 'budget': budget}, 12)}")),
             "weights": weights, "record": str(record), "budget": budget,
-            "rule": rule_record(rule)}
-
-
-def rule_record(rule: SelectionRule) -> dict:
-    """The rule as a record stores it (JSON: lists, not tuples)."""
-    return {**rule.__dict__, "learning_rates": list(rule.learning_rates)}
+            "rule": rule.record()}
 
 
 def same_weights(recorded: str | None, asked: str, recorded_sha256: str | None = None
@@ -297,7 +292,7 @@ def chosen_learning_rate(paths: BenchmarkPaths, rule: SelectionRule, dataset: st
     scores = {}
     for lr in rule.learning_rates:
         path = record_path(paths, dataset, model, arm, lr, 0)
-        if not record_is_current({"record": path, "rule": rule_record(rule), "budget": budget,
+        if not record_is_current({"record": path, "rule": rule.record(), "budget": budget,
                                   "weights": weights,
                                   "sets_sha256": current_sets(paths, dataset, arm, weights)}):
             return None
@@ -320,7 +315,7 @@ def matched_budget(paths: BenchmarkPaths, rule: SelectionRule, dataset: str, mod
         return None
     paths_of_seeds = [record_path(paths, dataset, model, arm, lr, seed) for seed in range(seeds)]
     sets = current_sets(paths, dataset, arm, weights)
-    if not all(record_is_current({"record": path, "rule": rule_record(rule),
+    if not all(record_is_current({"record": path, "rule": rule.record(),
                                   "weights": weights, "sets_sha256": sets})
                for path in paths_of_seeds):
         return None

@@ -102,6 +102,10 @@ class SelectionRule:
     batch_size: int = 32
     warmup_steps: int = 10
 
+    def record(self) -> dict:
+        """The rule as a record stores it (JSON: lists, not tuples)."""
+        return {**self.__dict__, "learning_rates": list(self.learning_rates)}
+
     def schedule(self) -> dict[str, object]:
         return {"eval_schedule": self.eval_schedule, "eval_every": self.eval_every,
                 "max_steps": self.max_steps, "save_every": self.eval_every,

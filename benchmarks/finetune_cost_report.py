@@ -85,9 +85,7 @@ def one_rule(records: list[dict]) -> tuple[list[dict], int]:
     if not records:
         return [], 0
     keys = [key(r) for r in records]
-    today = json.dumps({**BENCHMARK_RULE.__dict__,
-                        "learning_rates": list(BENCHMARK_RULE.learning_rates)},
-                       sort_keys=True)
+    today = json.dumps(BENCHMARK_RULE.record(), sort_keys=True)
     chosen = today if today in keys else max(set(keys), key=keys.count)
     kept = [r for r, k in zip(records, keys, strict=True) if k == chosen]
     return kept, len(records) - len(kept)

@@ -50,7 +50,6 @@ from finetune_cost import (
     arm_job,
     finetune_job,
     resolve_weights,
-    rule_record,
     same_weights,
     trained_sets_sha256,
 )
@@ -232,7 +231,7 @@ def comparable(records: list[dict], rule: SelectionRule) -> tuple[list[dict], in
     """The records of the rule (its grid aside) and, per dataset, of one set of weights (the
     most common path and checksum): a candidate is never scored against full data from other
     weights."""
-    records = [r for r in records if per_run(r.get("rule")) == per_run(rule_record(rule))]
+    records = [r for r in records if per_run(r.get("rule")) == per_run(rule.record())]
     by_dataset: dict[str, list] = {}
     for r in records:
         by_dataset.setdefault(r["dataset"], []).append((r["weights"], r.get("weights_sha256")))
@@ -297,7 +296,7 @@ def report(paths: BenchmarkPaths, rule: SelectionRule = SCREEN_RULE,
         "mean_score": {**hdt_means, **condtsf_means},
         "configurations": {f: sum(c.family == f for c in CANDIDATES)
                            for f in ("hdt", "condtsf")},
-        "rule": rule_record(rule),
+        "rule": rule.record(),
         "wide_grid": {"learning_rates": list(SCREEN_WIDE_GRID.learning_rates), "scores": wide,
                       "adopted": wide_grid_adopted(wide, default if complete else None,
                                                    datasets)},

@@ -67,7 +67,7 @@ def test_a_mixed_arm_budget_counts_every_members_distillation(tmp_path, monkeypa
             path = finetune_cost.record_path(paths, "ETTh1", "moirai-small", "mix", lr, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({
-                "rule": finetune_cost.rule_record(rule), "budget": None, "weights": "hub/id",
+                "rule": rule.record(), "budget": None, "weights": "hub/id",
                 "best_val_mse": val, "steps": 100 + seed,
                 "cost": {"flops": 1e12, "optimizer_steps": 100},
                 "train_data": {"kind": "mix", "content_sha256": shas}}))

@@ -113,7 +113,7 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
 def test_a_record_of_another_rule_is_run_again_not_mixed_in(tmp_path):
     import finetune_cost
 
-    rule = finetune_cost.rule_record(finetune_cost_arms.BENCHMARK_RULE)
+    rule = finetune_cost_arms.BENCHMARK_RULE.record()
     path, standin = tmp_path / "record.json", tmp_path / "standin-corpus3"
     standin.mkdir()
     job = {"record": str(path), "rule": rule, "weights": str(standin)}
@@ -155,7 +155,7 @@ def test_a_matched_arm_chooses_its_learning_rate_among_runs_of_its_budget(tmp_pa
         path = finetune_cost.record_path(paths, "ETTh1", "moirai-small", "full_at_hdt_total",
                                          lr, 0)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"rule": finetune_cost.rule_record(rule), "budget": budget,
+        path.write_text(json.dumps({"rule": rule.record(), "budget": budget,
                                     "best_val_mse": val, "weights": "hub/id"}))
     choose = finetune_cost.chosen_learning_rate
     assert choose(paths, rule, "ETTh1", "moirai-small", "full_at_hdt_total", "hub/id",

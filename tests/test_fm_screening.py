@@ -23,7 +23,7 @@ FULL_CURVE = [{"step": 0, "val_mse": 1.0}, {"step": 10, "val_mse": 0.8},
 def record(dataset, name, lr, val, steps, distill_flops=0.0, curve=None, points=384,
            weights_sha256="w1"):
     return {"dataset": dataset, "arm": name, "learning_rate": lr, "best_val_mse": val,
-            "rule": fm_screening.rule_record(RULE), "weights": "/standin",
+            "rule": RULE.record(), "weights": "/standin",
             "weights_sha256": weights_sha256,
             "steps": steps, "cost": {"flops": steps * 1e9, "optimizer_steps": steps},
             "distill_flops": distill_flops, "curve": curve or [],
@@ -134,7 +134,7 @@ def test_the_wider_grid_shares_the_rule_points_and_scores_apart(tmp_path):
     # HDT gains from 3e-4, outside the rule's grid: the main table never offers it.
     hdt = [record("ETTh1", "hdt", lr, val, 20, distill_flops=80e9)
            for lr, val in ((1e-4, 0.6), (1e-3, 0.55), (3e-4, 0.45), (3e-3, 0.7))]
-    wider = [{**r, "rule": fm_screening.rule_record(WIDE_GRID)} for r in full + hdt
+    wider = [{**r, "rule": WIDE_GRID.record()} for r in full + hdt
              if r["learning_rate"] in (3e-4, 3e-3)]
     narrow = [r for r in full + hdt if r["learning_rate"] in RULE.learning_rates]
     records, left_out = fm_screening.comparable(narrow + wider, RULE)
@@ -149,7 +149,7 @@ def test_the_wider_grid_shares_the_rule_points_and_scores_apart(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({**narrow[0], "weights": "random-init"}))
     job = {"record": str(path), "weights": "random", "sets_sha256": [],
-           "rule": fm_screening.rule_record(WIDE_GRID)}
+           "rule": WIDE_GRID.record()}
     assert fm_screening.record_is_current(job)
     assert not fm_screening.record_is_current(
         {**job, "rule": {**job["rule"], "warmup_steps": 50}})
@@ -181,7 +181,7 @@ def test_the_screen_never_tests_and_still_counts_runs_made_with_a_test(tmp_path)
     job = fm_screening.screen_job(paths, fm_screening.SCREEN_RULE, "ETTh1", "small", "random",
                                   BY_NAME["full"], 1e-3, 2)
     assert job["config"]["test_stride"] == 0 and job["config"]["curve_test_stride"] == 0
-    tested = {**record("ETTh1", "full", 1e-3, 0.5, 100), "rule": fm_screening.rule_record(RULE),
+    tested = {**record("ETTh1", "full", 1e-3, 0.5, 100), "rule": RULE.record(),
               "weights": "random-init", "test": {"mse": 0.4}}
     Path(job["record"]).parent.mkdir(parents=True)
     Path(job["record"]).write_text(json.dumps(tested))
