@@ -53,6 +53,9 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
         fake("hdt", 1e-4, 0, 0.50, 0.60, 20, 1e13, distill_s=80),
         fake("hdt", 1e-3, 0, 0.40, 0.42, 10, 1e13, distill_s=80),
         fake("hdt", 1e-3, 1, 0.40, 0.42, 10, 1e13, distill_s=80),
+        # The default arm's set is distilled too: its row shows the distillation's seconds.
+        fake(finetune_cost_arms.DEFAULT_ARM, 1e-4, 0, 0.55, 0.54, 10, 1e13, distill_s=30),
+        fake(finetune_cost_arms.DEFAULT_ARM, 1e-3, 0, 0.45, 0.44, 10, 1e13, distill_s=30),
         # Random at its chosen 1e-3: seeds that straddle HDT's test MSE
         fake("random", 1e-4, 0, 0.55, 0.50, 10, 1e13),
         fake("random", 1e-3, 0, 0.45, 0.40, 10, 1e13),
@@ -104,6 +107,11 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
             in markdown and "clearly worse, so fine-tuning gains here overstate" in markdown)
     assert ("At equal total FLOPs (distillation included) the HDT set beats full data: "
             "0.4200 against 0.4500 (15 full-data steps" in markdown)
+    table = {line.split(" | ")[0]: line.split(" | ") for line in markdown.splitlines()
+             if line.startswith("| ")}
+    default = finetune_cost_arms.LABELS[finetune_cost_arms.DEFAULT_ARM]
+    assert table[f"| {default}"][10] == "30" and table["| HDT set"][10] == "80"
+    assert table["| Random subset"][10] == ""  # a subset: nothing distilled
     assert "Time to accuracy" not in markdown  # these records carry no test probes
     assert '"abc"' in markdown  # the commit the records were made with
     page = (tmp_path / "finetune_cost" / "report.html").read_text()
