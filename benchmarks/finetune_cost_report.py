@@ -37,6 +37,7 @@ from time_to_accuracy import (
 # issue 237, where a user reproduced 0.415 on ETTh1: facts to compare a stand-in with.
 PUBLISHED_ZERO_SHOT = {"moirai-small": {"ETTh1": 0.375, "ETTh2": 0.281}}
 # The published claim (PROTOCOL.md) and our aims.
+PLOT_KINDS = ("pareto", "curves", "compute")  # {kind}_{dataset}_{model}.png, ours alone
 TARGETS = {"cost_reduction": (80.0, 100.0), "mse_increase_pct": (2.5, 2.0),
            "overall_speedup": (8.5, 10.0)}
 
@@ -251,6 +252,11 @@ def report(paths: BenchmarkPaths) -> None:
                     _curve_plot(results, dataset, model, arms),
                     _compute_plot(results, dataset, model, arms)]
     figures = [f for f in figures if f]
+    # A plot of ours that these records no longer make (an older run's dataset, say) would
+    # sit beside the report as if it came from them.
+    for stale in {p.resolve() for kind in PLOT_KINDS for p in results.glob(f"{kind}_*.png")} - {
+            f.resolve() for f in figures}:
+        stale.unlink()
     context = _context(records)
     # Issue 17's targets, judged on Moirai-small (the model every dataset ran).
     small = {dataset: arms for (dataset, model), arms in table.items()

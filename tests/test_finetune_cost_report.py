@@ -74,7 +74,14 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     rows.append({**fake("full", 1e-4, 2, 0.30, 0.01, 1000, 1e15), "weights": "/old-standin"})
     for i, row in enumerate(rows):
         (records / f"{i}.json").write_text(json.dumps(row))
+    # An older run's plot of a dataset these records lack goes; a file not ours stays.
+    stale, foreign = (tmp_path / "finetune_cost" / name
+                      for name in ("pareto_ETTm2_moirai-small.png", "sketch.png"))
+    stale.write_bytes(b"old")
+    foreign.write_bytes(b"mine")
     finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    assert not stale.exists() and foreign.read_bytes() == b"mine"
+    assert (tmp_path / "finetune_cost" / "pareto_ETTh1_moirai-small.png").exists()
     summary = tmp_path / "finetune_cost_summary.json"
     head = json.loads(summary.read_text())["ETTh1"]["moirai-small"]
     assert head["weights"] == standin
