@@ -259,6 +259,8 @@ def report(paths: BenchmarkPaths) -> None:
     plot = _plot_sweep(table, out / "mse_vs_length.png")
     if plot:
         lines += ["", f"![MSE against synthetic length]({plot.name})"]
+    else:  # an older run's sweep must not sit beside a report whose records have none
+        (out / "mse_vs_length.png").unlink(missing_ok=True)
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     atomic_write_json(summary_path, summary)
     print(f"wrote {out / 'report.md'} and {summary_path}")

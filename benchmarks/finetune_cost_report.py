@@ -538,7 +538,14 @@ def _pareto_plot(results: Path, dataset: str, model: str, arms: dict[str, Arm]) 
     _log_x(axis)
     return _finish(figure, axis, "fine-tuning wall time of the training steps, s (log)",
                    "test MSE", f"{dataset}, {model}: accuracy against cost",
-                   results / f"pareto_{dataset}_{model}.png")
+                   _plot_path(results, "pareto", dataset, model))
+
+
+def _plot_path(results: Path, kind: str, dataset: str, model: str) -> Path:
+    """The one place a plot's name is made, so stale-plot cleanup matches every plot."""
+    if kind not in PLOT_KINDS:
+        raise ValueError(f"plot kind {kind!r} is not one of {PLOT_KINDS}")
+    return results / f"{kind}_{dataset}_{model}.png"
 
 
 def _finish(figure, axis, xlabel: str, ylabel: str, title: str, path: Path,
@@ -579,7 +586,7 @@ def _compute_plot(results: Path, dataset: str, model: str,
     return _finish(figure, axis, "total FLOPs: distillation + fine-tuning steps (log)",
                    "test MSE of the selected model (probed test subset)",
                    f"{dataset}, {model}: accuracy against total compute",
-                   results / f"compute_{dataset}_{model}.png", legend_size=7)
+                   _plot_path(results, "compute", dataset, model), legend_size=7)
 
 
 def _curve_plot(results: Path, dataset: str, model: str, arms: dict[str, Arm]) -> Path | None:
@@ -613,7 +620,7 @@ def _curve_plot(results: Path, dataset: str, model: str, arms: dict[str, Arm]) -
         axis.legend(fontsize=8)
     figure.suptitle(f"{dataset}, {model}: seed 0 at the selected learning rate")
     figure.tight_layout()
-    path = results / f"curves_{dataset}_{model}.png"
+    path = _plot_path(results, "curves", dataset, model)
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

@@ -115,3 +115,16 @@ def test_only_a_one_set_hdt_variant_is_distilled_as_a_variant(tmp_path):
     for wrong in ("fewshot+hdt_soft", "condtsf", "hdt_M1536"):
         with pytest.raises(SystemExit, match="not a one-set HDT variant"):
             distill_quality.variant_cells(paths, ["ETTh1"], [wrong])
+
+
+def test_a_sweep_plot_the_records_no_longer_make_is_removed(tmp_path):
+    records = tmp_path / "distill_quality" / "records"
+    records.mkdir(parents=True)
+    for i, backbone in enumerate(distill_quality.BACKBONES):  # one length: no sweep to plot
+        (records / f"{i}.json").write_text(json.dumps(record("ETTh1", "hdt", backbone, 0,
+                                                             [0.3, 0.3])))
+    stale = tmp_path / "distill_quality" / "mse_vs_length.png"
+    stale.write_bytes(b"an older run's sweep")
+    distill_quality.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    assert not stale.exists()
+    assert "mse_vs_length" not in (tmp_path / "distill_quality" / "report.md").read_text()
