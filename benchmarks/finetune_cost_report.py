@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark_jobs import BenchmarkPaths
-from default_arm_targets import Verdict, judge
+from default_arm_targets import Verdict, judge, margin_and_spread
 from finetune_cost_arms import (
     BENCHMARK_RULE,
     DEFAULT_ARM,
@@ -391,11 +391,17 @@ def _compute_lines(head: dict, arms: dict[str, Arm]) -> list[str]:
     lines = []
     for arm, row in head.get("equal_compute", {}).items():
         verdict = "beats" if row["mse"] < row["full_mse_same_total_flops"] else "does not beat"
+        full, caveat = arms.get(f"full_at_{arm}_total"), ""
+        if verdict == "beats" and full is not None:  # the targets' rule: beyond the spread
+            gap, spread = margin_and_spread(arms[arm], full)
+            if gap <= spread:
+                caveat = (f" Within the seeds' spread (margin {gap:.4f}, std {spread:.4f}): "
+                          "not a win.")
         lines.append(
             f"- At equal total FLOPs (distillation included) the {LABELS[arm]} {verdict} full "
             f"data: {row['mse']:.4f} against {row['full_mse_same_total_flops']:.4f} "
             f"({row['full_steps_same_total_flops']} full-data steps; at equal fine-tuning "
-            f"steps full data reaches {row['full_mse_same_train_flops']:.4f}).")
+            f"steps full data reaches {row['full_mse_same_train_flops']:.4f}).{caveat}")
     reach = head.get("time_to_accuracy")
     if reach:
         names = [a for a in reach[next(iter(reach))] if a not in ("target_mse",

@@ -47,6 +47,18 @@ def test_time_to_accuracy_needs_etth1_and_two_more():
     assert time_to_accuracy(reach, "v").status == "missed"
 
 
+def test_a_target_the_starting_weights_meet_has_no_ratio_and_does_not_count():
+    reach = {d: {"5": {"v": {"total_flops": 5e11}, "full": {"total_flops": 1e13},
+                       "met_by_starting_weights": False}} for d in DATASETS}
+    assert time_to_accuracy(reach, "v").status == "met"
+    for d in ("ETTm1", "ETTm2", "exchange_rate"):  # full data's step 0 meets it: zero FLOPs
+        reach[d]["5"].update(met_by_starting_weights=True, full={"total_flops": 0.0})
+    verdict = time_to_accuracy(reach, "v")
+    assert verdict.status == "missed"
+    assert "ETTm2: met by the starting weights, no ratio" in verdict.detail
+    assert ": 0.0x" not in verdict.detail
+
+
 def test_the_headline_checks_accuracy_compute_and_wall_time_together():
     full = arm([0.400] * 3, flops=2.5e13, train_s=1000.0)
     good = arm([0.405] * 3, flops=1e12, train_s=50.0, distill_s=40.0)

@@ -234,3 +234,25 @@ def test_an_unknown_arm_is_named_before_anything_runs(tmp_path, capsys):
 
     with pytest.raises(SystemExit, match=r"unknown arms \['ful'\]; known: "):
         finetune_cost.run(finetune_cost.RunArgs(arms=("zeroshot", "ful")))
+
+
+def test_a_lower_mse_at_equal_compute_within_the_seeds_spread_is_not_called_a_win(tmp_path):
+    records = tmp_path / "finetune_cost" / "records"
+    records.mkdir(parents=True)
+    budget = {"steps": 15, "distill_flops": 5e14, "set_steps": 10, "distill_wall_s": 80}
+    rows = [fake("full", 1e-3, s, 0.30, 0.40, 1000, 1e15) for s in (0, 1)]
+    # HDT's mean is 0.005 below full data's at its total FLOPs, its seeds 0.03 apart.
+    rows += [fake("hdt", 1e-3, s, 0.40, m, 10, 1e13, distill_s=80)
+             for s, m in ((0, 0.42), (1, 0.45))]
+    rows += [{**fake(arm, 1e-3, s, 0.5, 0.44, 10, 1e15), "budget": budget}
+             for arm in ("full_at_hdt_train", "full_at_hdt_total") for s in (0, 1)]
+    # The other rate of the grid, worse on validation, so that each arm chooses 1e-3.
+    rows += [{**r, **fake(r["arm"], 1e-4, 0, 0.9, 0.9, 10, 1e15)}
+             for r in rows if r["seed"] == 0]
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(json.dumps(row))
+    finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    markdown = (tmp_path / "finetune_cost" / "report.md").read_text()
+    assert ("the HDT set beats full data: 0.4350 against 0.4400 (15 full-data steps; at equal "
+            "fine-tuning steps full data reaches 0.4400). Within the seeds' spread (margin "
+            "0.0050, std 0.0212): not a win." in markdown)
