@@ -157,6 +157,9 @@ def headline(arms: dict[str, Arm]) -> dict:
     equal = equal_compute(arms)
     if equal:
         out["equal_compute"] = equal
+    probed = probed_equal_compute(arms)
+    if probed:
+        out["equal_compute_probed"] = probed
     reach = reaching_targets(arms)
     if reach:
         out["time_to_accuracy"] = reach
@@ -223,6 +226,33 @@ def equal_compute(arms: dict[str, Arm]) -> dict:
                 arms["full"].mean("cost", "train_s") / arms["full"].mean("steps"))
             if "full" in arms else None,
         }
+    return table
+
+
+def probed_equal_compute(arms: dict[str, Arm]) -> dict:
+    """Equal compute for each set arm that has no matched full-data runs (Random), read off
+    the probed test subset: its selected model's test MSE against that of the model full
+    data had selected by the same total FLOPs (its last validation point at or under them).
+    Full data's schedule was set for its own length: a curve reading, not a matched run."""
+    inputs = curve_inputs(arms)
+    full = inputs.get("full")
+    if full is None:
+        return {}
+    line = mse_against_compute(full["seeds"], full["flops_per_step"], 0.0)
+    has_matched_runs = {set_arm for set_arm, _ in MATCHED_ARMS.values()}
+    table = {}
+    for name, arm in inputs.items():
+        if name == "full" or name in MATCHED_ARMS or name in has_matched_runs:
+            continue
+        total = arm["distill_flops"] + arms[name].mean("cost", "flops")
+        reached = [(flops, mse) for flops, mse in line if flops <= total]
+        if not reached:
+            continue
+        table[name] = {
+            "mse_probed": statistics.fmean(selected_test_mse(s)[-1] for s in arm["seeds"]),
+            "full_mse_probed_same_total_flops": reached[-1][1],
+            "full_steps_same_total_flops": round(reached[-1][0] / full["flops_per_step"]),
+            "total_flops": total}
     return table
 
 
@@ -402,6 +432,16 @@ def _compute_lines(head: dict, arms: dict[str, Arm]) -> list[str]:
             f"data: {row['mse']:.4f} against {row['full_mse_same_total_flops']:.4f} "
             f"({row['full_steps_same_total_flops']} full-data steps; at equal fine-tuning "
             f"steps full data reaches {row['full_mse_same_train_flops']:.4f}).{caveat}")
+    for arm, row in head.get("equal_compute_probed", {}).items():
+        verdict = ("beats" if row["mse_probed"] < row["full_mse_probed_same_total_flops"]
+                   else "does not beat")
+        lines.append(
+            f"- The {LABELS[arm]} has no full-data run matched to its budget. On the probed "
+            f"test subset it {verdict} the model full data had selected by the same total "
+            f"FLOPs: {row['mse_probed']:.4f} against "
+            f"{row['full_mse_probed_same_total_flops']:.4f} (step "
+            f"{row['full_steps_same_total_flops']} of full data's own run, its schedule "
+            f"set for its full length).")
     reach = head.get("time_to_accuracy")
     if reach:
         names = [a for a in reach[next(iter(reach))] if a not in ("target_mse",

@@ -256,3 +256,39 @@ def test_a_lower_mse_at_equal_compute_within_the_seeds_spread_is_not_called_a_wi
     assert ("the HDT set beats full data: 0.4350 against 0.4400 (15 full-data steps; at equal "
             "fine-tuning steps full data reaches 0.4400). Within the seeds' spread (margin "
             "0.0050, std 0.0212): not a win." in markdown)
+
+
+def test_random_without_a_matched_run_is_read_against_full_datas_curve_at_its_total_flops(
+        tmp_path):
+    rule = {**finetune_cost_arms.BENCHMARK_RULE.__dict__,
+            "learning_rates": list(finetune_cost_arms.BENCHMARK_RULE.learning_rates)}
+
+    def probed(arm, lr, val_test, steps):
+        record = fake(arm, lr, 0, min(v for v, _ in val_test), 0.4, 100, steps * 1e10)
+        record.update(rule=rule, distill_flops=0.0)
+        record["cost"].update(optimizer_steps=steps)  # 1e10 FLOPs a step
+        record["curve"] = [{"step": step, "val_mse": v, "test_mse_probe": t, "wall_s": step}
+                           for step, (v, t) in zip((0, 10, 20, 40), val_test, strict=True)]
+        return record
+
+    # Random ran 25 steps: full data's last point within them is step 20, whose selected
+    # model is step 10's (validation 0.6 < 0.7), probed at 0.55.
+    full = [(1.0, 1.0), (0.6, 0.55), (0.7, 0.30), (0.45, 0.40)]
+    random = [(1.0, 1.0), (0.8, 0.60), (0.9, 0.50), (0.9, 0.50)]
+    worse = [(2.0, 1.0)] * 4
+    rows = [probed("full", 1e-3, full, 40), probed("full", 1e-4, worse, 40),
+            probed("random", 1e-3, random, 25), probed("random", 1e-4, worse, 25)]
+    records = tmp_path / "finetune_cost" / "records"
+    records.mkdir(parents=True)
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(json.dumps(row))
+    finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    head = json.loads((tmp_path / "finetune_cost_summary.json").read_text())["ETTh1"][
+        "moirai-small"]
+    assert head["equal_compute_probed"] == {"random": {
+        "mse_probed": 0.6, "full_mse_probed_same_total_flops": 0.55,
+        "full_steps_same_total_flops": 20, "total_flops": 25 * 1e10}}
+    markdown = (tmp_path / "finetune_cost" / "report.md").read_text()
+    assert ("The Random subset has no full-data run matched to its budget. On the probed test "
+            "subset it does not beat the model full data had selected by the same total FLOPs: "
+            "0.6000 against 0.5500 (step 20" in markdown)
