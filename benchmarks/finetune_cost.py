@@ -102,20 +102,24 @@ def current_sets(paths: BenchmarkPaths, dataset: str, arm: str, weights: str
 
 # --- weights -------------------------------------------------------------------------------
 
-def standin_base(size: str, paths: BenchmarkPaths):
+STANDIN_STEPS = 10_000
+
+
+def standin_base(size: str, paths: BenchmarkPaths, steps: int = STANDIN_STEPS):
     """The stand-in's pretraining settings: our loop on a multi-dataset corpus, about an
     hour of one CPU thread for Moirai-small (10,000 steps of 32 windows, a cosine schedule;
     the checkpoint with the best held-back validation MSE is kept)."""
     from hdt_finetune.finetune.finetune_config import FinetuneConfig
 
     return FinetuneConfig.from_overrides([
-        "model.family=moirai", f"model.size={size}", "max_steps=10000", "eval_every=500",
+        "model.family=moirai", f"model.size={size}", f"max_steps={steps}", "eval_every=500",
         "save_every=500", "patience=100", "learning_rate=1e-3", "warmup_steps=200",
         "val_stride=8", "test_stride=8", "batch_size=32", "seed=0",
         f"out={paths.work / 'finetune_cost' / 'standin-unused'}"])
 
 
-def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths) -> str:
+def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths,
+                    standin_steps: int = STANDIN_STEPS) -> str:
     """A hub id when the published weights can be had, else the stand-in folder ("random"
     when asked for a random init)."""
     from hdt_finetune.atomic_files import atomic_write_json
@@ -134,7 +138,7 @@ def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths)
             if choice == "hub":
                 raise
             print(f"published weights unavailable ({err}); using the stand-in", flush=True)
-    folder = build_standin(dataset, standin_base(size, paths))
+    folder = build_standin(dataset, standin_base(size, paths, standin_steps))
     # Its pretraining record (corpus checksums, curve, cost, weights checksum) is kept with
     # the results; a stand-in pretrained again elsewhere has other bits, and the records
     # made with the old one stop counting (their weights checksum differs).

@@ -25,9 +25,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ("distill_speed.py", "distill_speed/report.md"),
     ("baseline_tuning.py", "baseline_tuning/report.md"),
     ("fm_screening.py", "fm_screening/report.md"),
+    ("proxy_transfer.py", "proxy_transfer/report.md"),
 ])
 def test_a_benchmark_runs_at_its_smoke_size(tmp_path, shared_data_dir, program, report):
-    if program in ("finetune_cost.py", "fm_screening.py"):
+    if program in ("finetune_cost.py", "fm_screening.py", "proxy_transfer.py"):
         pytest.importorskip("uni2ts")
     copy = tmp_path / "benchmarks"
     copy.mkdir()

@@ -1,0 +1,70 @@
+"""The proxy-transfer benchmark: a proxy arm's set is distilled with the proxy's weights,
+and the report scores each arm on the larger model beside the small screen's score."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import proxy_transfer  # noqa: E402
+from benchmark_jobs import BenchmarkPaths  # noqa: E402
+from fm_screening import SCREEN_RULE  # noqa: E402
+
+FULL_CURVE = [{"step": 0, "val_mse": 1.0}, {"step": 10, "val_mse": 0.8},
+              {"step": 100, "val_mse": 0.5}, {"step": 1000, "val_mse": 0.4}]
+
+
+def record(arm, lr, val, steps, distill_flops=0.0, curve=None):
+    return {"dataset": "ETTh1", "arm": arm, "learning_rate": lr, "best_val_mse": val,
+            "rule": SCREEN_RULE.record(), "weights": "/base", "weights_sha256": "w",
+            "steps": steps, "cost": {"flops": steps * 1e9, "optimizer_steps": steps},
+            "distill_flops": distill_flops, "curve": curve or [], "concurrent_runs": 2,
+            "git": {"sha": "abcdef0"},
+            "train_data": {"kind": "full" if arm == "full" else "synthetic",
+                           "points": 8640 if arm == "full" else 384}}
+
+
+def test_a_proxy_arm_distils_with_the_proxy_and_a_direct_arm_with_the_model(tmp_path):
+    paths = BenchmarkPaths(results=tmp_path / "r", work=tmp_path / "w")
+    direct, proxy = (proxy_transfer.BY_ARM[name] for name in ("hdt_fm_lite_direct",
+                                                              "hdt_fm_lite_proxy"))
+    assert proxy_transfer.set_weights(proxy, "/base", "/small") == "/small"
+    assert proxy_transfer.set_weights(direct, "/base", "/small") == "/base"
+    from set_recipes import BY_NAME
+
+    member = BY_NAME["hdt_fm_lite"].members[0]
+    assert member.folder(paths, "ETTh1", "/small") != member.folder(paths, "ETTh1", "/base")
+    assert all(f"fm.source={w}" in member.resolved(w) for w in ("/small", "/base"))
+
+
+def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tmp_path):
+    paths = BenchmarkPaths(results=tmp_path, work=tmp_path / "work")
+    records = tmp_path / "proxy_transfer" / "records"
+    records.mkdir(parents=True)
+    rows = [record("full", lr, 0.4, 1000, curve=FULL_CURVE) for lr in (1e-4, 1e-3)]
+    # 20 steps + 80 steps' worth of distillation against full data's 0.5 by step 100.
+    rows += [record("hdt_fm_lite_proxy", lr, v, 20, distill_flops=80e9)
+             for lr, v in ((1e-4, 0.45), (1e-3, 0.6))]
+    # Distilled with the larger model: 980 steps' worth, against full data's 0.4.
+    rows += [record("hdt_fm_lite_direct", lr, v, 20, distill_flops=980e9)
+             for lr, v in ((1e-4, 0.42), (1e-3, 0.7))]
+    for i, row in enumerate(rows):
+        (records / f"{i}.json").write_text(json.dumps(row))
+    (tmp_path / "fm_screening_summary.json").write_text(json.dumps(
+        {"scores": {"ETTh1": {"hdt_fm_lite": {"score": 1.057}}}}))
+    proxy_transfer.report(paths)
+    summary = json.loads((tmp_path / "proxy_transfer_summary.json").read_text())
+    proxy = summary["rows"]["ETTh1"]["hdt_fm_lite_proxy"]
+    assert proxy["score"] == pytest.approx(0.9) and proxy["made_with"] == "proxy"
+    assert proxy["small_screen_score"] == 1.057
+    assert summary["rows"]["ETTh1"]["hdt_fm_lite_direct"]["score"] == pytest.approx(1.05)
+    assert summary["start_val_mse"] == {"ETTh1": 1.0}
+    markdown = (tmp_path / "proxy_transfer" / "report.md").read_text()
+    assert ("The set distilled with the proxy is as good as or better than the one distilled "
+            "with the fine-tuned model: score 0.900 against 1.050, at 8.00e+10 distillation "
+            "FLOPs against 9.80e+11." in markdown)
