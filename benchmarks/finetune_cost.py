@@ -201,7 +201,7 @@ def finetune_job(job: dict) -> str:
         **record, "distill_flops": distill_flops, "arm": job["arm"],
         "learning_rate": job["learning_rate"],
         "seed": job["seed"], "rule": job["rule"], "budget": job["budget"], "curve": metrics,
-        "concurrent_runs": job["concurrent_runs"],
+        "concurrent_runs": job["concurrent_runs"], **job.get("record_extra", {}),
     })
     shutil.rmtree(out, ignore_errors=True)  # weights and checkpoints: only the record stays
     result = (f"best val mse {record['best_val_mse']:.4f}" if record["test"] is None

@@ -2,7 +2,7 @@
 with Moirai-small, the larger model never running during distillation, fine-tune Moirai-base.
 Measured on this CPU with a few base runs.
 
-    python benchmarks/proxy_transfer.py run [datasets=ETTh1] [size=base] [proxy=small] [workers=2]
+    python benchmarks/proxy_transfer.py run [datasets=ETTh1] [size=base] [proxy=small] [workers=1]
     python benchmarks/proxy_transfer.py report
     python benchmarks/proxy_transfer.py run smoke=true   # minutes: tiny Moirai, tiny sets
 
@@ -13,8 +13,8 @@ seed 0, scored by its best validation MSE over full data's best within the same 
 (its fine-tune plus its sets' distillation, counted with the model that distilled them).
 The arms:
 - full data, the reference;
-- the default set (`DEFAULT_ARM`): made without any foundation model, so it asks whether
-  its standing against full data carries over to the larger model;
+- the default set (`DEFAULT_ARM`; `hdt_soft_b05`, made without any foundation model): does
+  its standing against full data carry over to the larger model?
 - hdt_fm_lite and hdt_fm made with the proxy, the small stand-in of the same family (the
   weights the screen used): the expensive model never distils;
 - hdt_fm_lite made with the larger model itself, the set the proxy's stands in for.
@@ -33,8 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from benchmark_jobs import BenchmarkPaths, ReportArgs, command_line, distil_job, run_in_workers
-from finetune_cost import arm_job, finetune_job, resolve_weights
+from benchmark_jobs import (
+    BenchmarkPaths,
+    ReportArgs,
+    command_line,
+    distil_job,
+    run_in_workers,
+    set_is_current,
+)
+from finetune_cost import arm_job, finetune_job, resolve_weights, trained_sets_sha256
 from finetune_cost_arms import DEFAULT_ARM
 from fm_screening import (
     SCREEN_RULE,
@@ -43,7 +50,7 @@ from fm_screening import (
     record_is_current,
     score_table,
 )
-from set_recipes import BY_NAME, distil_jobs, sets_sha256
+from set_recipes import BY_NAME, distil_jobs, folder_sha256, sets_sha256
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class TransferArm:
 ARMS = (
     TransferArm("full", "full", "model", "the full train split"),
     TransferArm(DEFAULT_ARM, DEFAULT_ARM, "model",
-                "the default set (no foundation model in its distillation)"),
+                "the five-dataset run's default set"),
     TransferArm("hdt_fm_lite_direct", "hdt_fm_lite", "model",
                 "hdt_fm_lite distilled with the fine-tuned model itself"),
     TransferArm("hdt_fm_lite_proxy", "hdt_fm_lite", "proxy",
@@ -72,9 +79,9 @@ class RunArgs:
     datasets: tuple[str, ...] = ("ETTh1",)
     size: str = "base"  # the model fine-tuned
     proxy: str = "small"  # the model the proxy arms' sets are distilled with
-    # The larger stand-in's pretraining: Moirai-base costs ~6.6x Moirai-small a step on this
-    # CPU, and the small stand-in's held-back validation was within 2.5% of its best by
-    # 4,000 of its 10,000 steps.
+    # The larger stand-in's pretraining: a Moirai-base step has ~6.6x a Moirai-small one's
+    # parameters to train, and the small stand-ins' held-back validation was within 2.9-3.3%
+    # of their best by step 4,000 of their 10,000.
     standin_steps: int = 4000
     weights: Literal["auto", "hub", "standin", "random"] = "auto"
     workers: int = 1  # runs at a time, one thread each (recorded in every record)
@@ -97,14 +104,35 @@ def set_weights(arm: TransferArm, weights: str, proxy_weights: str) -> str:
 def transfer_job(paths: BenchmarkPaths, dataset: str, size: str, weights: str,
                  proxy_weights: str, arm: TransferArm, lr: float, workers: int,
                  smoke: bool) -> dict:
+    """One arm's run at one learning rate; its record names the weights its set was
+    distilled with, as well as those it fine-tunes."""
     candidate = BY_NAME[arm.candidate]
     made_with = set_weights(arm, weights, proxy_weights)
     rule = SCREEN_SMOKE_RULE if smoke else SCREEN_RULE
     job = arm_job(paths, rule, dataset, size, weights, arm.name, lr, 0,
                   train_data=candidate.train_data(paths, dataset, made_with),
                   record=record_path(paths, dataset, size, arm.name, lr))
+    made_by_model = any(m.needs_model for m in candidate.members)
     return {**job, "concurrent_runs": workers,
-            "sets_sha256": sets_sha256(paths, dataset, candidate, made_with)}
+            "sets_sha256": sets_sha256(paths, dataset, candidate, made_with),
+            "record_extra": {"set_weights": made_with if made_by_model else None,
+                             "set_weights_sha256": _sha256(made_with) if made_by_model
+                             else None}}
+
+
+def _sha256(weights: str) -> str | None:
+    return folder_sha256(str(Path(weights).resolve())) if Path(weights).is_dir() else None
+
+
+def distillations(paths: BenchmarkPaths, dataset: str, weights: str, proxy_weights: str,
+                  smoke: bool) -> list[dict]:
+    """Every arm's sets not made yet, each distilled with the weights its arm names."""
+    jobs = []
+    for made_with, chosen in (("model", weights), ("proxy", proxy_weights)):
+        candidates = [BY_NAME[a.candidate] for a in ARMS if a.made_with == made_with]
+        jobs += [j for j in distil_jobs(paths, dataset, candidates, chosen, smoke)
+                 if j["set"] not in {k["set"] for k in jobs}]
+    return jobs
 
 
 def run(args: RunArgs) -> None:
@@ -120,14 +148,20 @@ def run(args: RunArgs) -> None:
         weights = resolve_weights(dataset, args.size, args.weights, paths, args.standin_steps)
         proxy_weights = resolve_weights(dataset, args.proxy, args.weights, paths)
         print(f"{dataset}: weights {weights}, proxy {proxy_weights}", flush=True)
-        for made_with in ("model", "proxy"):
-            candidates = [BY_NAME[a.candidate] for a in ARMS if a.made_with == made_with]
-            chosen = proxy_weights if made_with == "proxy" else weights
-            run_in_workers(distil_job, distil_jobs(paths, dataset, candidates, chosen,
-                                                   args.smoke), args.workers)
+        run_in_workers(distil_job, distillations(paths, dataset, weights, proxy_weights,
+                                                 args.smoke), args.workers)
+        arms = []
+        for arm in ARMS:  # a failed distillation leaves its arm out, not the others
+            made_with = set_weights(arm, weights, proxy_weights)
+            missing = [m for m in BY_NAME[arm.candidate].members
+                       if not set_is_current(m.folder(paths, dataset, made_with))]
+            if missing:
+                print(f"{dataset} {arm.name}: left out, its set was not made", flush=True)
+            else:
+                arms.append(arm)
         jobs = [transfer_job(paths, dataset, args.size, weights, proxy_weights, arm, lr,
                              args.workers, args.smoke)
-                for arm in ARMS for lr in rule.learning_rates]
+                for arm in arms for lr in rule.learning_rates]
         run_in_workers(finetune_job, [j for j in jobs if not record_is_current(j)],
                        args.workers)
     report(paths, rule)
@@ -175,6 +209,16 @@ def step0_val(records: list[dict], dataset: str) -> float | None:
     return None
 
 
+def one_set_per_arm(records: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """The records of each (dataset, arm) whose runs all trained on the same sets: a grid
+    whose learning rates saw different sets (a proxy pretrained again, say) is not scored."""
+    sets: dict[tuple[str, str], set] = {}
+    for r in records:
+        sets.setdefault((r["dataset"], r["arm"]), set()).add(tuple(trained_sets_sha256(r)))
+    mixed = sorted(key for key, seen in sets.items() if len(seen) > 1)
+    return [r for r in records if (r["dataset"], r["arm"]) not in mixed], mixed
+
+
 def report(paths: BenchmarkPaths, rule=SCREEN_RULE) -> None:
     from hdt_finetune.atomic_files import atomic_write_json, atomic_write_text
 
@@ -184,9 +228,15 @@ def report(paths: BenchmarkPaths, rule=SCREEN_RULE) -> None:
     if len(everything) - len(records):
         print(f"left out {len(everything) - len(records)} record(s) of another rule or "
               f"weights ({left_out} of other weights)")
+    records, mixed = one_set_per_arm(records)
+    for dataset, arm in mixed:
+        print(f"{dataset} {arm}: left out, its learning rates ran on different sets (a set "
+              "made again, or with other weights, part-way): run it again")
     rows = transfer_rows(score_table(records, rule), small_scores(paths))
     summary = {"rule": rule.record(), "rows": rows,
                "weights": sorted({r["weights"] for r in records}),
+               "set_weights": sorted({r["set_weights"] for r in records
+                                      if r.get("set_weights")}),
                "start_val_mse": {d: step0_val(records, d) for d in rows}}
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(paths.results / "proxy_transfer_summary.json", summary)
@@ -203,7 +253,7 @@ def proxy_lines(rows: dict) -> list[str]:
     return [f"- The set distilled with the proxy is {verdict} the one distilled with the "
             f"fine-tuned model: score {proxy['score']:.3f} against {direct['score']:.3f}, at "
             f"{proxy['distill_flops']:.2e} distillation FLOPs against "
-            f"{direct['distill_flops']:.2e}."]
+            f"{direct['distill_flops']:.2e} (one seed: a small gap may be noise)."]
 
 
 def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
@@ -218,8 +268,9 @@ def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
         "same total FLOPs (fine-tune + distillation, counted with the model that distilled); "
         "below 1 is ahead of full data at equal compute. 'small screen' is the same "
         "candidate's score fine-tuning Moirai-small (fm_screening).", "",
-        f"Weights fine-tuned: {', '.join(f'`{w}`' for w in summary['weights']) or 'none yet'}.",
-        ""]
+        f"Weights fine-tuned: {', '.join(f'`{w}`' for w in summary['weights']) or 'none yet'}"
+        f"; sets for a model distilled with: "
+        f"{', '.join(f'`{w}`' for w in summary['set_weights']) or 'none yet'}.", ""]
     for dataset, arms in rows.items():
         lines += [f"## {dataset}", "",
                   f"Starting weights' validation MSE: "
@@ -228,7 +279,8 @@ def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
                   "total FLOPs | full val at equal FLOPs | score | small screen |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, row in arms.items():
-            made_with = row["made_with"] if BY_NAME[row["candidate"]].members else ""
+            made_with = (row["made_with"] if any(
+                m.needs_model for m in BY_NAME[row["candidate"]].members) else "")
             lines.append(
                 f"| {name} | {BY_ARM[name].note} | {made_with} | {row['learning_rate']:g} | "
                 f"{row['steps']} | {row['val_mse']:.4f} | {row['distill_flops']:.2e} | "

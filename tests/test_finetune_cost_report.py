@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -263,32 +264,43 @@ def test_random_without_a_matched_run_is_read_against_full_datas_curve_at_its_to
     rule = {**finetune_cost_arms.BENCHMARK_RULE.__dict__,
             "learning_rates": list(finetune_cost_arms.BENCHMARK_RULE.learning_rates)}
 
-    def probed(arm, lr, val_test, steps):
-        record = fake(arm, lr, 0, min(v for v, _ in val_test), 0.4, 100, steps * 1e10)
+    def probed(arm, lr, seed, val_test, steps):
+        record = fake(arm, lr, seed, min(v for v, _ in val_test), 0.4, 100, steps * 1e10)
         record.update(rule=rule, distill_flops=0.0)
         record["cost"].update(optimizer_steps=steps)  # 1e10 FLOPs a step
         record["curve"] = [{"step": step, "val_mse": v, "test_mse_probe": t, "wall_s": step}
                            for step, (v, t) in zip((0, 10, 20, 40), val_test, strict=True)]
         return record
 
+    def report(random_seeds):
+        records = tmp_path / "finetune_cost" / "records"
+        shutil.rmtree(records, ignore_errors=True)
+        records.mkdir(parents=True)
+        rows = [probed("full", 1e-3, s, full, 40) for s in (0, 1)]
+        rows += [probed("random", 1e-3, s, curve, 25) for s, curve in enumerate(random_seeds)]
+        rows += [probed(arm, 1e-4, 0, [(2.0, 1.0)] * 4, 40) for arm in ("full", "random")]
+        for i, row in enumerate(rows):
+            (records / f"{i}.json").write_text(json.dumps(row))
+        finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "w"))
+        head = json.loads((tmp_path / "finetune_cost_summary.json").read_text())["ETTh1"][
+            "moirai-small"]
+        return head, (tmp_path / "finetune_cost" / "report.md").read_text()
+
     # Random ran 25 steps: full data's last point within them is step 20, whose selected
     # model is step 10's (validation 0.6 < 0.7), probed at 0.55.
     full = [(1.0, 1.0), (0.6, 0.55), (0.7, 0.30), (0.45, 0.40)]
-    random = [(1.0, 1.0), (0.8, 0.60), (0.9, 0.50), (0.9, 0.50)]
-    worse = [(2.0, 1.0)] * 4
-    rows = [probed("full", 1e-3, full, 40), probed("full", 1e-4, worse, 40),
-            probed("random", 1e-3, random, 25), probed("random", 1e-4, worse, 25)]
-    records = tmp_path / "finetune_cost" / "records"
-    records.mkdir(parents=True)
-    for i, row in enumerate(rows):
-        (records / f"{i}.json").write_text(json.dumps(row))
-    finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
-    head = json.loads((tmp_path / "finetune_cost_summary.json").read_text())["ETTh1"][
-        "moirai-small"]
+    worse = [(1.0, 1.0), (0.8, 0.60), (0.9, 0.50), (0.9, 0.50)]
+    head, markdown = report([worse, worse])
     assert head["equal_compute_probed"] == {"random": {
         "mse_probed": 0.6, "full_mse_probed_same_total_flops": 0.55,
-        "full_steps_same_total_flops": 20, "total_flops": 25 * 1e10}}
-    markdown = (tmp_path / "finetune_cost" / "report.md").read_text()
+        "full_steps_same_total_flops": 20, "total_flops": 25 * 1e10, "spread": 0.0}}
     assert ("The Random subset has no full-data run matched to its budget. On the probed test "
             "subset it does not beat the model full data had selected by the same total FLOPs: "
-            "0.6000 against 0.5500 (step 20" in markdown)
+            "0.6000 against 0.5500 (std 0.0000; step 20" in markdown)
+    # Lower on average (0.53), but its seeds are 0.0424 apart: not a win.
+    spread = [(1.0, 1.0), (0.8, 0.50), (0.9, 0.50), (0.9, 0.50)]
+    head, markdown = report([spread, [(1.0, 1.0), (0.8, 0.56), (0.9, 0.5), (0.9, 0.5)]])
+    assert head["equal_compute_probed"]["random"]["mse_probed"] == pytest.approx(0.53)
+    assert "it is lower than, within the seeds' spread (not a win), the model" in markdown
+    head, markdown = report([spread, spread])
+    assert "subset it beats the model full data had selected" in markdown

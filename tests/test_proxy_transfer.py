@@ -25,21 +25,47 @@ def record(arm, lr, val, steps, distill_flops=0.0, curve=None):
             "steps": steps, "cost": {"flops": steps * 1e9, "optimizer_steps": steps},
             "distill_flops": distill_flops, "curve": curve or [], "concurrent_runs": 2,
             "git": {"sha": "abcdef0"},
-            "train_data": {"kind": "full" if arm == "full" else "synthetic",
-                           "points": 8640 if arm == "full" else 384}}
+            "train_data": {"kind": "full", "points": 8640} if arm == "full" else
+            {"kind": "synthetic", "points": 384, "content_sha256": f"set-{arm}"}}
 
 
-def test_a_proxy_arm_distils_with_the_proxy_and_a_direct_arm_with_the_model(tmp_path):
+def test_a_proxy_arm_distils_with_the_proxy_and_a_direct_arm_with_the_model(
+        tmp_path, monkeypatch):
     paths = BenchmarkPaths(results=tmp_path / "r", work=tmp_path / "w")
-    direct, proxy = (proxy_transfer.BY_ARM[name] for name in ("hdt_fm_lite_direct",
-                                                              "hdt_fm_lite_proxy"))
-    assert proxy_transfer.set_weights(proxy, "/base", "/small") == "/small"
-    assert proxy_transfer.set_weights(direct, "/base", "/small") == "/base"
+    # Which weights each arm's set checksums are read from.
+    monkeypatch.setattr(proxy_transfer, "sets_sha256",
+                        lambda paths, dataset, candidate, weights: [f"sha-of-{weights}"])
+    import finetune_cost  # the default set is one of its arms: no set made here to read
+
+    monkeypatch.setattr(finetune_cost, "current_sets", lambda *args: None)
     from set_recipes import BY_NAME
 
     member = BY_NAME["hdt_fm_lite"].members[0]
+    for name, made_with in (("hdt_fm_lite_proxy", "/small"), ("hdt_fm_lite_direct", "/base")):
+        job = proxy_transfer.transfer_job(paths, "ETTh1", "base", "/base", "/small",
+                                          proxy_transfer.BY_ARM[name], 1e-3, 2, False)
+        assert job["config"]["model.source"] == "/base"  # both fine-tune the larger model
+        assert job["config"]["train_data"] == str(member.folder(paths, "ETTh1", made_with))
+        assert job["sets_sha256"] == [f"sha-of-{made_with}"]
+        assert job["record_extra"]["set_weights"] == made_with
     assert member.folder(paths, "ETTh1", "/small") != member.folder(paths, "ETTh1", "/base")
-    assert all(f"fm.source={w}" in member.resolved(w) for w in ("/small", "/base"))
+    # The default set needs no model: its record names none.
+    job = proxy_transfer.transfer_job(paths, "ETTh1", "base", "/base", "/small",
+                                      proxy_transfer.ARMS[1], 1e-3, 2, False)
+    assert job["record_extra"]["set_weights"] is None
+    # One distillation per set, each with its arm's weights.
+    sources = sorted(s for job in proxy_transfer.distillations(paths, "ETTh1", "/base",
+                                                               "/small", smoke=False)
+                     for s in job["settings"] if s.startswith("fm.source="))
+    assert sources == ["fm.source=/base", "fm.source=/small", "fm.source=/small"]
+
+
+def test_an_arm_whose_learning_rates_ran_on_different_sets_is_not_scored():
+    same = [record("hdt_fm_proxy", lr, 0.5, 20) for lr in (1e-4, 1e-3)]
+    other = {**same[1], "train_data": {**same[1]["train_data"], "content_sha256": "again"}}
+    kept, mixed = proxy_transfer.one_set_per_arm([same[0], other, record("full", 1e-4, 1, 9)])
+    assert mixed == [("ETTh1", "hdt_fm_proxy")] and [r["arm"] for r in kept] == ["full"]
+    assert proxy_transfer.one_set_per_arm(same) == (same, [])
 
 
 def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tmp_path):
@@ -67,4 +93,4 @@ def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tm
     markdown = (tmp_path / "proxy_transfer" / "report.md").read_text()
     assert ("The set distilled with the proxy is as good as or better than the one distilled "
             "with the fine-tuned model: score 0.900 against 1.050, at 8.00e+10 distillation "
-            "FLOPs against 9.80e+11." in markdown)
+            "FLOPs against 9.80e+11 (one seed" in markdown)
