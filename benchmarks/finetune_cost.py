@@ -139,23 +139,32 @@ def resolve_weights(dataset: str, size: str, choice: str, paths: BenchmarkPaths,
                 raise
             print(f"published weights unavailable ({err}); using the stand-in", flush=True)
     folder = build_standin(dataset, standin_base(size, paths, standin_steps))
-    # Its pretraining record (corpus checksums, curve, cost, weights checksum) is kept with
-    # the results; a stand-in pretrained again elsewhere has other bits, and the records
-    # made with the old one stop counting (their weights checksum differs).
-    kept = paths.results / "finetune_cost" / "standins" / f"{folder.name}.json"
-    made = json.loads((folder / STANDIN_FILE).read_text())
-    before = json.loads(kept.read_text()) if kept.exists() else None
-    if before != made:
-        if before is not None:
+    # Its pretraining record (corpus checksums, curve, cost) is kept with the results under
+    # the folder's checksum, the one every record made with it carries (weights_sha256). A
+    # stand-in pretrained again (a new machine: its BLAS and kernels round otherwise, so the
+    # generated corpus and the weights get other bits) gets a record of its own, and the
+    # records made with the old one keep theirs; they stop counting for a run (their
+    # weights checksum differs) and are run again, never mixed in.
+    kept = standin_record_path(paths, folder)
+    if not kept.exists():
+        made = json.loads((folder / STANDIN_FILE).read_text())
+        for other in sorted(kept.parent.glob(f"{folder.name}__*.json")):
+            before = json.loads(other.read_text())
             print(f"the stand-in {folder.name} was pretrained again (model files sha256 "
                   f"{str(before.get('model_files_sha256'))[:12]} -> "
-                  f"{str(made.get('model_files_sha256'))[:12]}; "
-                  f"best validation MSE {before['validation']['mse']:.6f} -> "
-                  f"{made['validation']['mse']:.6f}): records made with the old one are "
-                  "run again", flush=True)
+                  f"{str(made.get('model_files_sha256'))[:12]}; best validation MSE "
+                  f"{before['validation']['mse']:.6f} -> {made['validation']['mse']:.6f}): "
+                  f"records made with {other.name} are run again", flush=True)
         kept.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(kept, made)
     return str(folder)
+
+
+def standin_record_path(paths: BenchmarkPaths, folder: Path) -> Path:
+    """Where a stand-in's pretraining record is kept: named by the folder and ten digits of
+    its checksum, as the records made with it name it (weights_sha256)."""
+    return (paths.results / "finetune_cost" / "standins"
+            / f"{folder.name}__{folder_sha256(str(folder.resolve()))[:10]}.json")
 
 
 @dataclass(frozen=True)

@@ -400,10 +400,12 @@ def _standin_line(mse: float, record: dict) -> str:
     """The stand-in beside the published weights, and what a gap means for the report."""
     published = PUBLISHED_ZERO_SHOT.get(record["model"], {}).get(record["dataset"])
     if published is None:
-        return (f"the stand-in's zero-shot MSE is {mse:.4f}; no published zero-shot MSE to "
+        return (f"the stand-in's (weights {str(record.get('weights_sha256'))[:10]}) zero-shot "
+                f"MSE is {mse:.4f}; no published zero-shot MSE to "
                 f"compare it with for {record['model']} on {record['dataset']}")
     worse = mse > 1.1 * published
-    return (f"the stand-in's zero-shot MSE {mse:.4f} against the published "
+    return (f"the stand-in's (weights {str(record.get('weights_sha256'))[:10]}) zero-shot "
+            f"MSE {mse:.4f} against the published "
             f"{record['model']}'s {published:.3f} (Moirai paper, as quoted in uni2ts issue 237"
             f"{'; 0.415 reproduced there' if record['dataset'] == 'ETTh1' else ''}; its "
             f"context was longer than our 96)" + (
@@ -414,8 +416,14 @@ def _standin_line(mse: float, record: dict) -> str:
 def _context(records: list[dict]) -> dict:
     if not records:
         return {}
-    last = records[-1]  # every record comes from the same machine and rule
-    return {"machine": last["machine"], "versions": last["versions"],
+    last = records[-1]  # every record comes from the same rule
+    # A run resumed on a new machine has two; wall times compare within a dataset only.
+    machines: dict[str, set[str]] = {}
+    for r in records:
+        machines.setdefault(json.dumps(r["machine"], sort_keys=True), set()).add(r["dataset"])
+    return {"machines": [{**json.loads(m), "datasets": sorted(d)} for m, d in
+                         sorted(machines.items())],
+            "versions": last["versions"],
             "commits": sorted({f"{r['git'].get('sha') or '?'}"
                                f"{'' if r['git'].get('clean') else ' (uncommitted changes)'}"
                                for r in records}),

@@ -304,3 +304,38 @@ def test_random_without_a_matched_run_is_read_against_full_datas_curve_at_its_to
     assert "it is lower than, within the seeds' spread (not a win), the model" in markdown
     head, markdown = report([spread, spread])
     assert "subset it beats the model full data had selected" in markdown
+
+
+def test_a_standin_pretrained_again_keeps_the_old_ones_record(tmp_path, monkeypatch, capsys):
+    """A new machine pretrains the stand-in again with other bits: its record is kept beside
+    the old one's, which the records made with the old stand-in still name."""
+    import finetune_cost
+    from set_recipes import folder_sha256
+
+    from hdt_finetune.finetune import standin_model
+
+    folder = tmp_path / "cache" / "moirai-small-without-ETT_transformer_1-corpus3"
+    folder.mkdir(parents=True)
+
+    def pretrain(weights: bytes, mse: float) -> str:
+        (folder / "model.safetensors").write_bytes(weights)
+        (folder / standin_model.STANDIN_FILE).write_text(json.dumps(
+            {"model_files_sha256": weights.hex(), "validation": {"mse": mse}}))
+        folder_sha256.cache_clear()  # within a run weights never change; here they do
+        return folder_sha256(str(folder))
+
+    monkeypatch.setattr(standin_model, "build_standin", lambda dataset, base: folder)
+    paths = BenchmarkPaths(results=tmp_path / "results", work=tmp_path / "work")
+    kept = paths.results / "finetune_cost" / "standins"
+    first = pretrain(b"machine A", 0.74)
+    assert finetune_cost.resolve_weights("ETTh1", "small", "standin", paths) == str(folder)
+    assert [p.name for p in kept.iterdir()] == [f"{folder.name}__{first[:10]}.json"]
+    second = pretrain(b"machine B", 0.75)
+    finetune_cost.resolve_weights("ETTm1", "small", "standin", paths)
+    records = {p.name: json.loads(p.read_text()) for p in kept.iterdir()}
+    assert records == {
+        f"{folder.name}__{first[:10]}.json": {"model_files_sha256": b"machine A".hex(),
+                                               "validation": {"mse": 0.74}},
+        f"{folder.name}__{second[:10]}.json": {"model_files_sha256": b"machine B".hex(),
+                                                "validation": {"mse": 0.75}}}
+    assert "was pretrained again" in capsys.readouterr().out
