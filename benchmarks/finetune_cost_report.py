@@ -399,13 +399,14 @@ def _target_lines(arms: dict[str, Arm], head: dict) -> list[str]:
 def _standin_line(mse: float, record: dict) -> str:
     """The stand-in beside the published weights, and what a gap means for the report."""
     published = PUBLISHED_ZERO_SHOT.get(record["model"], {}).get(record["dataset"])
+    # Which stand-in: one pretrained again elsewhere has other weights (and another record).
+    sha = record.get("weights_sha256")
+    name = f"the stand-in's (weights {sha[:10]})" if sha else "the stand-in's"
     if published is None:
-        return (f"the stand-in's (weights {str(record.get('weights_sha256'))[:10]}) zero-shot "
-                f"MSE is {mse:.4f}; no published zero-shot MSE to "
+        return (f"{name} zero-shot MSE is {mse:.4f}; no published zero-shot MSE to "
                 f"compare it with for {record['model']} on {record['dataset']}")
     worse = mse > 1.1 * published
-    return (f"the stand-in's (weights {str(record.get('weights_sha256'))[:10]}) zero-shot "
-            f"MSE {mse:.4f} against the published "
+    return (f"{name} zero-shot MSE {mse:.4f} against the published "
             f"{record['model']}'s {published:.3f} (Moirai paper, as quoted in uni2ts issue 237"
             f"{'; 0.415 reproduced there' if record['dataset'] == 'ETTh1' else ''}; its "
             f"context was longer than our 96)" + (

@@ -30,7 +30,8 @@ def test_one_rule_for_every_arm_in_steps_not_epochs():
 def fake(arm, lr, seed, val, mse, train_s, flops, distill_s=None):
     return {
         "dataset": "ETTh1", "model": "moirai-small", "arm": arm, "learning_rate": lr,
-        "seed": seed, "best_val_mse": val, "weights": "/stand-in", "steps": 10,
+        "seed": seed, "best_val_mse": val, "weights": "/stand-in",
+        "weights_sha256": "0123456789abcdef", "steps": 10,
         "test": {"mse": mse, "mae": mse / 2, "crps": mse / 3},
         "cost": {"train_s": train_s, "wall_s": train_s + 5, "flops": flops},
         "train_data": {"distill_cost": {"wall_s": distill_s}} if distill_s else {},
@@ -111,7 +112,8 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert ("HDT beats Random subset: 0.4200 vs 0.4300 (within the seeds' spread, std 0.0424)"
             in markdown)
     assert "runs at a time (one thread each): 1, 2" in markdown
-    assert ("the stand-in's zero-shot MSE 0.7000 against the published moirai-small's 0.375"
+    assert ("the stand-in's (weights 0123456789) zero-shot MSE 0.7000 against the published "
+            "moirai-small's 0.375"
             in markdown and "clearly worse, so fine-tuning gains here overstate" in markdown)
     assert ("At equal total FLOPs (distillation included) the HDT set beats full data: "
             "0.4200 against 0.4500 (15 full-data steps" in markdown)

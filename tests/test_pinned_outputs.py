@@ -30,6 +30,7 @@ from hdt_finetune.typed_overrides import apply_overrides
 PINS = Path(__file__).with_name("pinned_outputs.json")
 METHODS = ("random", "base", "mtt", "condtsf", "hdt", "hdt_freq", "hdt_harm", "hdt_soft")
 TOLERANCE = 1e-3  # absolute, on values of order 1 (scaled data; weights)
+MOVED_RTOL = 0.03  # of a 3-step fine-tune's weight movement: rounding 0.6%, lr +-10% 9-13%
 
 
 def values_probe(values: np.ndarray) -> list[float]:
@@ -78,9 +79,15 @@ def test_a_corpus_distillation_makes_the_pinned_set(tmp_path):
 
 
 def test_a_three_step_finetune_makes_the_pinned_weights(tmp_path, shared_data_dir):
-    """The training losses and how far each tensor moved from its initial value: steps of
-    1e-2 without warm-up move weights far beyond the tolerance (the weights themselves
-    would mostly pin the seeded initialisation)."""
+    """The first training loss and how far the weights moved from their initial values:
+    steps of 1e-2 without warm-up move them far beyond the tolerance (the weights themselves
+    would mostly pin the seeded initialisation).
+
+    Adam scales each coordinate's step by its own gradient's size, so a near-zero gradient
+    whose sign another CPU's rounding flips takes a full step the other way: on a new machine
+    (2026-12-06) single tensors moved up to 73% otherwise and the third loss by 0.0067, while
+    the total movement changed by 0.09% and the median tensor's by 0.57%. A 10% change of the
+    learning rate changes those two by 9-13%, so they, not single tensors, are pinned."""
     pytest.importorskip("uni2ts")
     from hdt_finetune.finetune.finetune_config import FinetuneConfig
     from hdt_finetune.finetune.finetune_loop import run_finetune
@@ -100,4 +107,16 @@ def test_a_three_step_finetune_makes_the_pinned_weights(tmp_path, shared_data_di
               (out / "metrics.jsonl").read_text().splitlines() if "train_loss" in line]
     moved = [float((trained[k] - start[k]).norm()) for k in sorted(start)]
     assert len(losses) == 3 and sum(m > 10 * TOLERANCE for m in moved) > len(moved) // 2
-    check_pin("finetune_moirai_tiny", losses + moved)
+    if os.environ.get("HDT_UPDATE_PINS") == "1":
+        check_pin("finetune_moirai_tiny", losses + moved)
+        return
+    pinned = json.loads(PINS.read_text())["finetune_moirai_tiny"]
+    pinned_losses, pinned_moved = np.array(pinned[:3]), np.array(pinned[3:])
+    assert len(moved) == len(pinned_moved), "a tensor was added or removed"
+    # Before any step the loss is the seeded model's forward: rounding only.
+    np.testing.assert_allclose(losses[0], pinned_losses[0], rtol=0, atol=TOLERANCE)
+    total = sum(moved) / pinned_moved.sum()
+    median = float(np.median(np.abs(np.array(moved) - pinned_moved) / pinned_moved))
+    assert abs(total - 1) < MOVED_RTOL and median < MOVED_RTOL, (
+        f"the weights moved {total:.4f}x as far as pinned in total, the median tensor "
+        f"{median:.2%} otherwise")
