@@ -15,11 +15,14 @@ The arms:
 - full data, the reference;
 - the default set (`DEFAULT_ARM`; `hdt_soft_b05`, made without any foundation model): does
   its standing against full data carry over to the larger model?
-- hdt_fm_lite and hdt_fm made with the proxy, the small stand-in of the same family (the
-  weights the screen used): the expensive model never distils;
+- hdt_fm_lite and hdt_fm made with the proxy, the small stand-in of the same family: the
+  expensive model never distils;
 - hdt_fm_lite made with the larger model itself, the set the proxy's stands in for.
-The report sets each arm's score on the larger model beside its score in the small screen
-(results/fm_screening_summary.json), and the proxy's set beside the direct one.
+The proxy itself is fine-tuned the same way on full data, the default set and the proxy's
+sets (PROXY_ARMS, the same sets), so each arm's score on the larger model sits beside its
+score on the small model in one run, on one machine, with the weights that made the sets.
+The report also shows the small screen's score (results/fm_screening_summary.json), made
+with the screen's own stand-in, and the proxy's set beside the direct one.
 
 One JSON record per (dataset, arm, learning rate) in results/proxy_transfer/records/;
 generated from them: results/proxy_transfer/report.md and results/proxy_transfer_summary.json.
@@ -74,6 +77,14 @@ ARMS = (
     TransferArm("hdt_fm_proxy", "hdt_fm", "proxy", "hdt_fm distilled with the small proxy"),
 )
 BY_ARM = {arm.name: arm for arm in ARMS}
+# The proxy fine-tuned on the sets it made (and on full data and the default set): the
+# score each set has on the small model, in the same run as the larger model's.
+PROXY_ARMS = (
+    TransferArm("full", "full", "proxy", "the full train split"),
+    TransferArm(DEFAULT_ARM, DEFAULT_ARM, "proxy", "the five-dataset run's default set"),
+    TransferArm("hdt_fm_lite", "hdt_fm_lite", "proxy", "hdt_fm_lite distilled with itself"),
+    TransferArm("hdt_fm", "hdt_fm", "proxy", "hdt_fm distilled with itself"),
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +105,11 @@ def results(paths: BenchmarkPaths) -> Path:
     return paths.results / "proxy_transfer"
 
 
-def record_path(paths: BenchmarkPaths, dataset: str, size: str, arm: str, lr: float) -> Path:
-    return results(paths) / "records" / f"{dataset}__moirai-{size}__{arm}__lr{lr:g}.json"
+def record_path(paths: BenchmarkPaths, dataset: str, size: str, arm: str, lr: float,
+                fine_tuned: str = "model") -> Path:
+    # The proxy's own runs apart: with size == proxy (the smoke run) names would meet.
+    tuned = "proxy__" if fine_tuned == "proxy" else ""
+    return results(paths) / "records" / f"{dataset}__moirai-{size}__{tuned}{arm}__lr{lr:g}.json"
 
 
 def set_weights(arm: TransferArm, weights: str, proxy_weights: str) -> str:
@@ -105,19 +119,21 @@ def set_weights(arm: TransferArm, weights: str, proxy_weights: str) -> str:
 
 def transfer_job(paths: BenchmarkPaths, dataset: str, size: str, weights: str,
                  proxy_weights: str, arm: TransferArm, lr: float, workers: int,
-                 smoke: bool) -> dict:
-    """One arm's run at one learning rate; its record names the weights its set was
-    distilled with, as well as those it fine-tunes."""
+                 smoke: bool, fine_tuned: Literal["model", "proxy"] = "model") -> dict:
+    """One arm's run at one learning rate, fine-tuning `weights` (of `size`: the larger
+    model, or the proxy itself); its record names the weights its set was distilled with,
+    as well as those it fine-tunes."""
     candidate = BY_NAME[arm.candidate]
     made_with = set_weights(arm, weights, proxy_weights)
     rule = SCREEN_SMOKE_RULE if smoke else SCREEN_RULE
     job = arm_job(paths, rule, dataset, size, weights, arm.name, lr, 0,
                   train_data=candidate.train_data(paths, dataset, made_with),
-                  record=record_path(paths, dataset, size, arm.name, lr))
+                  record=record_path(paths, dataset, size, arm.name, lr, fine_tuned))
     made_by_model = any(m.needs_model for m in candidate.members)
     return {**job, "concurrent_runs": workers,
             "sets_sha256": sets_sha256(paths, dataset, candidate, made_with),
-            "record_extra": {"set_weights": made_with if made_by_model else None,
+            "record_extra": {"fine_tuned": fine_tuned,
+                             "set_weights": made_with if made_by_model else None,
                              "set_weights_sha256": _sha256(made_with) if made_by_model
                              else None}}
 
@@ -137,6 +153,21 @@ def distillations(paths: BenchmarkPaths, dataset: str, weights: str, proxy_weigh
     return jobs
 
 
+def made(paths: BenchmarkPaths, dataset: str, arms: tuple[TransferArm, ...], weights: str,
+         proxy_weights: str) -> list[TransferArm]:
+    """The arms whose sets were made: a failed distillation leaves its arm out, not the
+    others."""
+    kept = []
+    for arm in arms:
+        made_with = set_weights(arm, weights, proxy_weights)
+        if all(set_is_current(m.folder(paths, dataset, made_with))
+               for m in BY_NAME[arm.candidate].members):
+            kept.append(arm)
+        else:
+            print(f"{dataset} {arm.name}: left out, its set was not made", flush=True)
+    return kept
+
+
 def run(args: RunArgs) -> None:
     import torch
 
@@ -152,18 +183,14 @@ def run(args: RunArgs) -> None:
         print(f"{dataset}: weights {weights}, proxy {proxy_weights}", flush=True)
         run_in_workers(distil_job, distillations(paths, dataset, weights, proxy_weights,
                                                  args.smoke), args.workers)
-        arms = []
-        for arm in ARMS:  # a failed distillation leaves its arm out, not the others
-            made_with = set_weights(arm, weights, proxy_weights)
-            missing = [m for m in BY_NAME[arm.candidate].members
-                       if not set_is_current(m.folder(paths, dataset, made_with))]
-            if missing:
-                print(f"{dataset} {arm.name}: left out, its set was not made", flush=True)
-            else:
-                arms.append(arm)
+        arms, proxy_arms = (made(paths, dataset, group, weights, proxy_weights)
+                            for group in (ARMS, PROXY_ARMS))
         jobs = [transfer_job(paths, dataset, args.size, weights, proxy_weights, arm, lr,
                              args.workers, args.smoke)
                 for arm in arms for lr in rule.learning_rates]
+        jobs += [transfer_job(paths, dataset, args.proxy, proxy_weights, proxy_weights, arm,
+                              lr, args.workers, args.smoke, fine_tuned="proxy")
+                 for arm in proxy_arms for lr in rule.learning_rates]
         run_in_workers(finetune_job, [j for j in jobs if not record_is_current(j)],
                        args.workers)
     report(paths, rule)
@@ -180,9 +207,10 @@ def small_scores(paths: BenchmarkPaths) -> dict:
             for dataset, rows in json.loads(summary.read_text())["scores"].items()}
 
 
-def transfer_rows(table: dict, small: dict) -> dict:
-    """{dataset: {arm: row}}: each arm's score on the larger model, its candidate's in the
-    small screen, what distilled its set and at what cost."""
+def transfer_rows(table: dict, proxy: dict, small: dict) -> dict:
+    """{dataset: {arm: row}}: each arm's score on the larger model, its candidate's on the
+    proxy in the same run and in the small screen, what distilled its set and at what
+    cost."""
     rows: dict = {}
     for dataset, arms in table.items():
         for name, row in arms.items():
@@ -197,6 +225,7 @@ def transfer_rows(table: dict, small: dict) -> dict:
                 "total_flops": row["total_flops"],
                 "full_val_same_total_flops": row["full_val_same_total_flops"],
                 "score": row["score"],
+                "proxy_score": proxy.get(dataset, {}).get(arm.candidate, {}).get("score"),
                 "small_screen_score": small.get(dataset, {}).get(arm.candidate)}
     return rows
 
@@ -226,23 +255,32 @@ def report(paths: BenchmarkPaths, rule=SCREEN_RULE) -> None:
 
     folder = results(paths)
     everything = [json.loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))]
-    records, left_out = comparable(everything, rule)
-    if len(everything) - len(records):
-        print(f"left out {len(everything) - len(records)} record(s) of another rule or "
-              f"weights ({left_out} of other weights)")
-    records, mixed = one_set_per_arm(records)
-    for dataset, arm in mixed:
-        print(f"{dataset} {arm}: left out, its learning rates ran on different sets (a set "
-              "made again, or with other weights, part-way): run it again")
-    rows = transfer_rows(score_table(records, rule), small_scores(paths))
+    kept = {}
+    for fine_tuned in ("model", "proxy"):  # each scored against its own full data
+        group = [r for r in everything if r.get("fine_tuned", "model") == fine_tuned]
+        records, left_out = comparable(group, rule)
+        if len(group) - len(records):
+            print(f"left out {len(group) - len(records)} record(s) fine-tuning the "
+                  f"{fine_tuned} of another rule or weights ({left_out} of other weights)")
+        records, mixed = one_set_per_arm(records)
+        for dataset, arm in mixed:
+            print(f"{dataset} {arm} ({fine_tuned}): left out, its learning rates ran on "
+                  "different sets (a set made again, or with other weights, part-way): run "
+                  "it again")
+        kept[fine_tuned] = records
+    records = kept["model"]
+    rows = transfer_rows(score_table(records, rule), score_table(kept["proxy"], rule),
+                         small_scores(paths))
     summary = {"rule": rule.record(), "rows": rows,
                "weights": sorted({r["weights"] for r in records}),
+               "proxy_weights": sorted({r["weights"] for r in kept["proxy"]}),
                "set_weights": sorted({r["set_weights"] for r in records
                                       if r.get("set_weights")}),
                "start_val_mse": {d: step0_val(records, d) for d in rows}}
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(paths.results / "proxy_transfer_summary.json", summary)
-    atomic_write_text(folder / "report.md", _markdown(rows, summary, records))
+    atomic_write_text(folder / "report.md",
+                      _markdown(rows, summary, records + kept["proxy"]))
     print(f"wrote {folder / 'report.md'}")
 
 
@@ -265,9 +303,13 @@ def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
         "Seed 0; the fine-tuning benchmark's selection rule without its test, as in the "
         "screen. Score: best validation MSE / full data's best validation MSE within the "
         "same total FLOPs (fine-tune + distillation, counted with the model that distilled); "
-        "below 1 is ahead of full data at equal compute. 'small screen' is the same "
-        "candidate's score fine-tuning Moirai-small (fm_screening).", "",
+        "below 1 is ahead of full data at equal compute. 'proxy' is the same candidate's "
+        "score fine-tuning the proxy itself on the same sets in this run, against the "
+        "proxy's own full data; 'small screen' is its score in the small screen "
+        "(fm_screening), made with the screen's own stand-in.", "",
         f"Weights fine-tuned: {', '.join(f'`{w}`' for w in summary['weights']) or 'none yet'}"
+        f"; the proxy: "
+        f"{', '.join(f'`{w}`' for w in summary['proxy_weights']) or 'none yet'}"
         f"; sets for a model distilled with: "
         f"{', '.join(f'`{w}`' for w in summary['set_weights']) or 'none yet'}.", ""]
     for dataset, arms in rows.items():
@@ -275,8 +317,8 @@ def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
                   f"Starting weights' validation MSE: "
                   f"{cell(summary['start_val_mse'].get(dataset), '.4f')}.", "",
                   "| arm | what | set made with | lr | steps | val MSE | distillation FLOPs | "
-                  "total FLOPs | full val at equal FLOPs | score | small screen |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "total FLOPs | full val at equal FLOPs | score | proxy | small screen |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, row in arms.items():
             made_with = (row["made_with"] if any(
                 m.needs_model for m in BY_NAME[row["candidate"]].members) else "")
@@ -284,7 +326,8 @@ def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
                 f"| {name} | {BY_ARM[name].note} | {made_with} | {row['learning_rate']:g} | "
                 f"{row['steps']} | {row['val_mse']:.4f} | {row['distill_flops']:.2e} | "
                 f"{row['total_flops']:.2e} | {cell(row['full_val_same_total_flops'], '.4f')} | "
-                f"{cell(row['score'], '.3f')} | {cell(row['small_screen_score'], '.3f')} |")
+                f"{cell(row['score'], '.3f')} | {cell(row['proxy_score'], '.3f')} | "
+                f"{cell(row['small_screen_score'], '.3f')} |")
         lines += ["", *proxy_lines(arms), ""]
     lines.append(provenance_line(records))
     return "\n".join(lines) + "\n"

@@ -19,9 +19,10 @@ FULL_CURVE = [{"step": 0, "val_mse": 1.0}, {"step": 10, "val_mse": 0.8},
               {"step": 100, "val_mse": 0.5}, {"step": 1000, "val_mse": 0.4}]
 
 
-def record(arm, lr, val, steps, distill_flops=0.0, curve=None):
+def record(arm, lr, val, steps, distill_flops=0.0, curve=None, weights="/base"):
     return {"dataset": "ETTh1", "arm": arm, "learning_rate": lr, "best_val_mse": val,
-            "rule": SCREEN_RULE.record(), "weights": "/base", "weights_sha256": "w",
+            "rule": SCREEN_RULE.record(), "weights": weights, "weights_sha256": weights,
+            "fine_tuned": "proxy" if weights == "/small" else "model",
             "steps": steps, "cost": {"flops": steps * 1e9, "optimizer_steps": steps},
             "distill_flops": distill_flops, "curve": curve or [], "concurrent_runs": 2,
             "git": {"sha": "abcdef0"},
@@ -58,6 +59,19 @@ def test_a_proxy_arm_distils_with_the_proxy_and_a_direct_arm_with_the_model(
                                                                "/small", smoke=False)
                      for s in job["settings"] if s.startswith("fm.source="))
     assert sources == ["fm.source=/base", "fm.source=/small", "fm.source=/small"]
+    # The proxy fine-tuned on the set it made, recorded apart from the larger model's runs.
+    proxy = next(a for a in proxy_transfer.PROXY_ARMS if a.name == "hdt_fm_lite")
+    job = proxy_transfer.transfer_job(paths, "ETTh1", "tiny", "/small", "/small", proxy,
+                                      1e-3, 2, False, fine_tuned="proxy")
+    assert job["config"]["model.source"] == "/small" and job["config"]["model.size"] == "tiny"
+    assert job["config"]["train_data"] == str(member.folder(paths, "ETTh1", "/small"))
+    assert job["record_extra"]["fine_tuned"] == "proxy"
+    base_full = proxy_transfer.transfer_job(paths, "ETTh1", "tiny", "/small", "/small",
+                                            proxy_transfer.ARMS[0], 1e-3, 2, False)
+    proxy_full = proxy_transfer.transfer_job(paths, "ETTh1", "tiny", "/small", "/small",
+                                             proxy_transfer.PROXY_ARMS[0], 1e-3, 2, False,
+                                             fine_tuned="proxy")
+    assert base_full["record"] != proxy_full["record"]  # size == proxy: the smoke run
 
 
 def test_an_arm_whose_learning_rates_ran_on_different_sets_is_not_scored():
@@ -79,6 +93,12 @@ def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tm
     # Distilled with the larger model: 980 steps' worth, against full data's 0.4.
     rows += [record("hdt_fm_lite_direct", lr, v, 20, distill_flops=980e9)
              for lr, v in ((1e-4, 0.42), (1e-3, 0.7))]
+    # The proxy on the same set, scored against its own full data (0.5 by step 100), not
+    # the larger model's.
+    rows += [record("full", lr, 0.45, 1000, curve=FULL_CURVE, weights="/small")
+             for lr in (1e-4, 1e-3)]
+    rows += [record("hdt_fm_lite", lr, v, 20, distill_flops=80e9, weights="/small")
+             for lr, v in ((1e-4, 0.55), (1e-3, 0.6))]
     for i, row in enumerate(rows):
         (records / f"{i}.json").write_text(json.dumps(row))
     (tmp_path / "fm_screening_summary.json").write_text(json.dumps(
@@ -88,6 +108,8 @@ def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tm
     proxy = summary["rows"]["ETTh1"]["hdt_fm_lite_proxy"]
     assert proxy["score"] == pytest.approx(0.9) and proxy["made_with"] == "proxy"
     assert proxy["small_screen_score"] == 1.057
+    assert proxy["proxy_score"] == pytest.approx(1.1)
+    assert summary["weights"] == ["/base"] and summary["proxy_weights"] == ["/small"]
     assert summary["rows"]["ETTh1"]["hdt_fm_lite_direct"]["score"] == pytest.approx(1.05)
     assert summary["start_val_mse"] == {"ETTh1": 1.0}
     markdown = (tmp_path / "proxy_transfer" / "report.md").read_text()
