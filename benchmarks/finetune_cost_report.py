@@ -281,9 +281,13 @@ def report(paths: BenchmarkPaths) -> None:
     for (dataset, model), arms in sorted(table.items()):
         head = headline(arms)
         # The weights every arm starts from (the random-init reference aside).
-        weights = next((arm.runs[0]["weights"] for name, arm in arms.items()
-                        if name != "random_init"), None)
-        summary[dataset][model] = {"weights": weights, **head}
+        first = next((arm.runs[0] for name, arm in arms.items() if name != "random_init"),
+                     None)
+        weights = first["weights"] if first else None
+        sha = first.get("weights_sha256") if first else None
+        summary[dataset][model] = {"weights": weights, "weights_sha256": sha, **head}
+        # A folder keeps its path when pretrained again: its checksum tells them apart.
+        weights = f"{weights} (sha256 {sha[:10]})" if sha else weights
         sections.append(_section(dataset, model, weights, arms, head))
         figures += [_pareto_plot(results, dataset, model, arms),
                     _curve_plot(results, dataset, model, arms),

@@ -91,7 +91,7 @@ PROXY_ARMS = (
 class RunArgs:
     datasets: tuple[str, ...] = ("ETTh1",)
     size: str = "base"  # the model fine-tuned
-    proxy: str = "small"  # the model the proxy arms' sets are distilled with
+    proxy: str = "small"  # distils the proxy arms' sets, and is fine-tuned on them too
     # The larger stand-in's pretraining: a Moirai-base step has ~6.6x a Moirai-small one's
     # parameters to train, and the small stand-ins' held-back validation was within 2.9-3.3%
     # of their best by step 4,000 of their 10,000.
@@ -147,7 +147,9 @@ def distillations(paths: BenchmarkPaths, dataset: str, weights: str, proxy_weigh
     """Every arm's sets not made yet, each distilled with the weights its arm names."""
     jobs = []
     for made_with, chosen in (("model", weights), ("proxy", proxy_weights)):
-        candidates = [BY_NAME[a.candidate] for a in ARMS if a.made_with == made_with]
+        names = dict.fromkeys(a.candidate for a in (*ARMS, *PROXY_ARMS)
+                              if a.made_with == made_with)
+        candidates = [BY_NAME[name] for name in names]
         jobs += [j for j in distil_jobs(paths, dataset, candidates, chosen, smoke)
                  if j["set"] not in {k["set"] for k in jobs}]
     return jobs
@@ -209,8 +211,9 @@ def small_scores(paths: BenchmarkPaths) -> dict:
 
 def transfer_rows(table: dict, proxy: dict, small: dict) -> dict:
     """{dataset: {arm: row}}: each arm's score on the larger model, its candidate's on the
-    proxy in the same run and in the small screen, what distilled its set and at what
-    cost."""
+    proxy in the same run (only where the proxy trained on the very same sets: never for a
+    set the larger model made, nor for one made again since) and in the small screen, what
+    distilled its set and at what cost."""
     rows: dict = {}
     for dataset, arms in table.items():
         for name, row in arms.items():
@@ -218,6 +221,10 @@ def transfer_rows(table: dict, proxy: dict, small: dict) -> dict:
             if arm is None:
                 continue
             record = row["record"]
+            on_proxy = proxy.get(dataset, {}).get(arm.candidate)
+            if on_proxy and (trained_sets_sha256(on_proxy["record"])
+                             != trained_sets_sha256(record)):
+                on_proxy = None
             rows.setdefault(dataset, {})[name] = {
                 "candidate": arm.candidate, "made_with": arm.made_with,
                 "learning_rate": row["learning_rate"], "steps": row["steps"],
@@ -225,7 +232,7 @@ def transfer_rows(table: dict, proxy: dict, small: dict) -> dict:
                 "total_flops": row["total_flops"],
                 "full_val_same_total_flops": row["full_val_same_total_flops"],
                 "score": row["score"],
-                "proxy_score": proxy.get(dataset, {}).get(arm.candidate, {}).get("score"),
+                "proxy_score": on_proxy["score"] if on_proxy else None,
                 "small_screen_score": small.get(dataset, {}).get(arm.candidate)}
     return rows
 

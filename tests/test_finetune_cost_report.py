@@ -112,6 +112,7 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert ("HDT beats Random subset: 0.4200 vs 0.4300 (within the seeds' spread, std 0.0424)"
             in markdown)
     assert "runs at a time (one thread each): 1, 2" in markdown
+    assert f"Weights: `{standin} (sha256 0123456789)`" in markdown
     assert ("the stand-in's (weights 0123456789) zero-shot MSE 0.7000 against the published "
             "moirai-small's 0.375"
             in markdown and "clearly worse, so fine-tuning gains here overstate" in markdown)
@@ -341,3 +342,18 @@ def test_a_standin_pretrained_again_keeps_the_old_ones_record(tmp_path, monkeypa
         f"{folder.name}__{second[:10]}.json": {"model_files_sha256": b"machine B".hex(),
                                                 "validation": {"mse": 0.75}}}
     assert "was pretrained again" in capsys.readouterr().out
+
+
+def test_the_report_names_each_datasets_machine_and_stand_in():
+    """A run resumed on a new machine: each machine with its datasets, each stand-in by its
+    checksum where the record has one."""
+    old = {**fake("full", 1e-4, 0, 0.3, 0.4, 10, 1e12), "machine": {"platform": "v1252"}}
+    new = {**fake("full", 1e-4, 0, 0.3, 0.4, 10, 1e12), "dataset": "ETTm1",
+           "machine": {"platform": "v1272"}}
+    context = finetune_cost_report._context([old, new, {**new, "dataset": "ETTm2"}])
+    assert context["machines"] == [{"platform": "v1252", "datasets": ["ETTh1"]},
+                                   {"platform": "v1272", "datasets": ["ETTm1", "ETTm2"]}]
+    line = finetune_cost_report._standin_line(0.5, {**old, "weights_sha256": None})
+    assert line.startswith("the stand-in's zero-shot MSE 0.5000")
+    line = finetune_cost_report._standin_line(0.5, {**old, "dataset": "exchange_rate"})
+    assert line.startswith("the stand-in's (weights 0123456789) zero-shot MSE is 0.5000")

@@ -5,11 +5,12 @@ pinned_outputs.json. A refactor must keep them; a change that alters one on purp
 regenerates the file (`HDT_UPDATE_PINS=1 pytest tests/test_pinned_outputs.py`) and says why
 in its commit.
 
-Pinned to 1e-3, not bit for bit: the bits depend on the CPU. The sha256 digests pinned
-before 2026-12-05 did not hold on an AVX-512 machine (every trained method's set differed;
-the same code, torch and data), while the values moved by at most 2.3e-5 (torch's AVX2
-against its AVX-512 kernels on that machine) and a 3-step fine-tune's weights by 1.7e-5.
-A change of the algorithm moves them by far more than the tolerance."""
+Sets are pinned to 1e-3, not bit for bit: the bits depend on the CPU. The sha256 digests
+pinned before 2026-12-05 did not hold on an AVX-512 machine (every trained method's set
+differed; the same code, torch and data), while the values moved by at most 2.3e-5 (torch's
+AVX2 against its AVX-512 kernels on that machine). A change of the algorithm moves them by
+far more than the tolerance. The fine-tune is pinned by statistics that rounding does not
+move (its test says why)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ PINS = Path(__file__).with_name("pinned_outputs.json")
 METHODS = ("random", "base", "mtt", "condtsf", "hdt", "hdt_freq", "hdt_harm", "hdt_soft")
 TOLERANCE = 1e-3  # absolute, on values of order 1 (scaled data; weights)
 MOVED_RTOL = 0.03  # of a 3-step fine-tune's weight movement: rounding 0.6%, lr +-10% 9-13%
+LOSS_RTOL = 0.02  # of its losses after a step: rounding 0.4%; a gross change only
 
 
 def values_probe(values: np.ndarray) -> list[float]:
@@ -79,15 +81,16 @@ def test_a_corpus_distillation_makes_the_pinned_set(tmp_path):
 
 
 def test_a_three_step_finetune_makes_the_pinned_weights(tmp_path, shared_data_dir):
-    """The first training loss and how far the weights moved from their initial values:
-    steps of 1e-2 without warm-up move them far beyond the tolerance (the weights themselves
-    would mostly pin the seeded initialisation).
+    """The training losses and how far the weights moved from their initial values: steps
+    of 1e-2 without warm-up move them far beyond the tolerance (the weights themselves would
+    mostly pin the seeded initialisation).
 
     Adam scales each coordinate's step by its own gradient's size, so a near-zero gradient
     whose sign another CPU's rounding flips takes a full step the other way: on a new machine
-    (2026-12-06) single tensors moved up to 73% otherwise and the third loss by 0.0067, while
-    the total movement changed by 0.09% and the median tensor's by 0.57%. A 10% change of the
-    learning rate changes those two by 9-13%, so they, not single tensors, are pinned."""
+    (2026-12-06) single tensors moved up to 73% otherwise and the third loss by 0.0067
+    (0.4%), while the total movement changed by 0.09% and the median tensor's by 0.57%. A 10%
+    change of the learning rate changes those two by 9-13%, so they, not single tensors, are
+    pinned; the losses after a step only loosely (2%), against a gross change."""
     pytest.importorskip("uni2ts")
     from hdt_finetune.finetune.finetune_config import FinetuneConfig
     from hdt_finetune.finetune.finetune_loop import run_finetune
@@ -115,6 +118,7 @@ def test_a_three_step_finetune_makes_the_pinned_weights(tmp_path, shared_data_di
     assert len(moved) == len(pinned_moved), "a tensor was added or removed"
     # Before any step the loss is the seeded model's forward: rounding only.
     np.testing.assert_allclose(losses[0], pinned_losses[0], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(losses[1:], pinned_losses[1:], rtol=LOSS_RTOL)
     total = sum(moved) / pinned_moved.sum()
     median = float(np.median(np.abs(np.array(moved) - pinned_moved) / pinned_moved))
     assert abs(total - 1) < MOVED_RTOL and median < MOVED_RTOL, (

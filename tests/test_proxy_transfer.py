@@ -19,7 +19,7 @@ FULL_CURVE = [{"step": 0, "val_mse": 1.0}, {"step": 10, "val_mse": 0.8},
               {"step": 100, "val_mse": 0.5}, {"step": 1000, "val_mse": 0.4}]
 
 
-def record(arm, lr, val, steps, distill_flops=0.0, curve=None, weights="/base"):
+def record(arm, lr, val, steps, distill_flops=0.0, curve=None, weights="/base", trained=None):
     return {"dataset": "ETTh1", "arm": arm, "learning_rate": lr, "best_val_mse": val,
             "rule": SCREEN_RULE.record(), "weights": weights, "weights_sha256": weights,
             "fine_tuned": "proxy" if weights == "/small" else "model",
@@ -27,7 +27,7 @@ def record(arm, lr, val, steps, distill_flops=0.0, curve=None, weights="/base"):
             "distill_flops": distill_flops, "curve": curve or [], "concurrent_runs": 2,
             "git": {"sha": "abcdef0"},
             "train_data": {"kind": "full", "points": 8640} if arm == "full" else
-            {"kind": "synthetic", "points": 384, "content_sha256": f"set-{arm}"}}
+            {"kind": "synthetic", "points": 384, "content_sha256": trained or f"set-{arm}"}}
 
 
 def test_a_proxy_arm_distils_with_the_proxy_and_a_direct_arm_with_the_model(
@@ -88,7 +88,7 @@ def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tm
     records.mkdir(parents=True)
     rows = [record("full", lr, 0.4, 1000, curve=FULL_CURVE) for lr in (1e-4, 1e-3)]
     # 20 steps + 80 steps' worth of distillation against full data's 0.5 by step 100.
-    rows += [record("hdt_fm_lite_proxy", lr, v, 20, distill_flops=80e9)
+    rows += [record("hdt_fm_lite_proxy", lr, v, 20, distill_flops=80e9, trained="by-small")
              for lr, v in ((1e-4, 0.45), (1e-3, 0.6))]
     # Distilled with the larger model: 980 steps' worth, against full data's 0.4.
     rows += [record("hdt_fm_lite_direct", lr, v, 20, distill_flops=980e9)
@@ -97,8 +97,13 @@ def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tm
     # the larger model's.
     rows += [record("full", lr, 0.45, 1000, curve=FULL_CURVE, weights="/small")
              for lr in (1e-4, 1e-3)]
-    rows += [record("hdt_fm_lite", lr, v, 20, distill_flops=80e9, weights="/small")
-             for lr, v in ((1e-4, 0.55), (1e-3, 0.6))]
+    rows += [record("hdt_fm_lite", lr, v, 20, distill_flops=80e9, weights="/small",
+                    trained="by-small") for lr, v in ((1e-4, 0.55), (1e-3, 0.6))]
+    # hdt_fm on the proxy trained on a set made again since the larger model's run: no score.
+    rows += [record("hdt_fm_proxy", lr, 0.5, 20, distill_flops=80e9, trained="fm-first")
+             for lr in (1e-4, 1e-3)]
+    rows += [record("hdt_fm", lr, 0.5, 20, distill_flops=80e9, weights="/small",
+                    trained="fm-again") for lr in (1e-4, 1e-3)]
     for i, row in enumerate(rows):
         (records / f"{i}.json").write_text(json.dumps(row))
     (tmp_path / "fm_screening_summary.json").write_text(json.dumps(
@@ -109,6 +114,9 @@ def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tm
     assert proxy["score"] == pytest.approx(0.9) and proxy["made_with"] == "proxy"
     assert proxy["small_screen_score"] == 1.057
     assert proxy["proxy_score"] == pytest.approx(1.1)
+    # The proxy never trained on the set the larger model made, nor on hdt_fm's first set.
+    assert summary["rows"]["ETTh1"]["hdt_fm_lite_direct"]["proxy_score"] is None
+    assert summary["rows"]["ETTh1"]["hdt_fm_proxy"]["proxy_score"] is None
     assert summary["weights"] == ["/base"] and summary["proxy_weights"] == ["/small"]
     assert summary["rows"]["ETTh1"]["hdt_fm_lite_direct"]["score"] == pytest.approx(1.05)
     assert summary["start_val_mse"] == {"ETTh1": 1.0}
