@@ -39,6 +39,11 @@ def test_time_to_accuracy_needs_etth1_and_two_more():
     reach["ETTh1"] = row(None)  # never reached on ETTh1
     verdict = time_to_accuracy(reach, "v")
     assert verdict.status == "missed" and "ETTh1: never" in verdict.detail
+    # Full data never reaching its own seeds' mean + 5% is no win for the arm.
+    reach["ETTh1"] = row(5e11, full_flops=None)
+    verdict = time_to_accuracy(reach, "v")
+    assert verdict.status == "missed"
+    assert "ETTh1: full data never (some seed), the arm at 5.00e+11 FLOPs" in verdict.detail
     reach = {"ETTh1": row(5e11), "ETTh2": row(5e11)}  # the rest pending
     assert time_to_accuracy(reach, "v").status == "not met so far"
     # ETTh1 pending cannot stand in for one of the two more datasets.
