@@ -220,6 +220,8 @@ def equal_compute(arms: dict[str, Arm]) -> dict:
             "train_flops": train_flops,
             "total_flops": train_flops + budget["distill_flops"],
             "full_steps_same_total_flops": budget["steps"],
+            # Early stopping applies to the matched arms too: they may run short of the budget.
+            "full_steps_ran_same_total_flops": matched["total"].mean("steps"),
             # The same conversion at equal wall time: the distillation's seconds in full-data
             # training steps (both measured one thread a run, as many runs at a time).
             "full_steps_same_total_wall": budget["set_steps"] + budget["distill_wall_s"] / (
@@ -447,11 +449,15 @@ def _compute_lines(head: dict, arms: dict[str, Arm]) -> list[str]:
             if gap <= spread:
                 caveat = (f" Within the seeds' spread (margin {gap:.4f}, std {spread:.4f}): "
                           "not a win.")
+        budget, ran = row["full_steps_same_total_flops"], row.get("full_steps_ran_same_total_flops")
+        steps = (f"{budget} full-data steps" if ran is None or round(ran) == budget else
+                 f"a budget of {budget} full-data steps, {ran:.0f} run on average: early "
+                 "stopping ended some seeds sooner")
         lines.append(
             f"- At equal total FLOPs (distillation included) the {LABELS[arm]} {verdict} full "
             f"data: {row['mse']:.4f} against {row['full_mse_same_total_flops']:.4f} "
-            f"({row['full_steps_same_total_flops']} full-data steps; at equal fine-tuning "
-            f"steps full data reaches {row['full_mse_same_train_flops']:.4f}).{caveat}")
+            f"({steps}; at equal fine-tuning steps full data reaches "
+            f"{row['full_mse_same_train_flops']:.4f}).{caveat}")
     for arm, row in head.get("equal_compute_probed", {}).items():
         gap = row["full_mse_probed_same_total_flops"] - row["mse_probed"]
         verdict = ("beats" if gap > row["spread"] else

@@ -117,7 +117,8 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
             "moirai-small's 0.375"
             in markdown and "clearly worse, so fine-tuning gains here overstate" in markdown)
     assert ("At equal total FLOPs (distillation included) the HDT set beats full data: "
-            "0.4200 against 0.4500 (15 full-data steps" in markdown)
+            "0.4200 against 0.4500 (a budget of 15 full-data steps, 10 run on average: early "
+            "stopping ended some seeds sooner;" in markdown)
     table = {line.split(" | ")[0]: line.split(" | ") for line in markdown.splitlines()
              if line.startswith("| ")}
     default = finetune_cost_arms.LABELS[finetune_cost_arms.DEFAULT_ARM]
@@ -248,7 +249,7 @@ def test_a_lower_mse_at_equal_compute_within_the_seeds_spread_is_not_called_a_wi
     # HDT's mean is 0.005 below full data's at its total FLOPs, its seeds 0.03 apart.
     rows += [fake("hdt", 1e-3, s, 0.40, m, 10, 1e13, distill_s=80)
              for s, m in ((0, 0.42), (1, 0.45))]
-    rows += [{**fake(arm, 1e-3, s, 0.5, 0.44, 10, 1e15), "budget": budget}
+    rows += [{**fake(arm, 1e-3, s, 0.5, 0.44, 10, 1e15), "budget": budget, "steps": 15}
              for arm in ("full_at_hdt_train", "full_at_hdt_total") for s in (0, 1)]
     # The other rate of the grid, worse on validation, so that each arm chooses 1e-3.
     rows += [{**r, **fake(r["arm"], 1e-4, 0, 0.9, 0.9, 10, 1e15)}
