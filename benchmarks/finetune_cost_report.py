@@ -449,8 +449,8 @@ def _compute_lines(head: dict, arms: dict[str, Arm]) -> list[str]:
             if gap <= spread:
                 caveat = (f" Within the seeds' spread (margin {gap:.4f}, std {spread:.4f}): "
                           "not a win.")
-        budget, ran = row["full_steps_same_total_flops"], row.get("full_steps_ran_same_total_flops")
-        steps = (f"{budget} full-data steps" if ran is None or round(ran) == budget else
+        budget, ran = row["full_steps_same_total_flops"], row["full_steps_ran_same_total_flops"]
+        steps = (f"{budget} full-data steps" if round(ran) == budget else
                  f"a budget of {budget} full-data steps, {ran:.0f} run on average: early "
                  "stopping ended some seeds sooner")
         lines.append(

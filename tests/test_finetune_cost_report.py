@@ -64,7 +64,8 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
         fake("random", 1e-3, 1, 0.45, 0.46, 10, 1e13),
     ]
     rows[-1]["concurrent_runs"] = 2  # older records have no field: one run at a time
-    # Full data at HDT's budget: 10 steps, and 10 + 5e14 distillation FLOPs / 1e14 per step.
+    # Full data at HDT's budget: 10 steps, and 10 + 5e14 distillation FLOPs / 1e14 per step;
+    # the matched runs stop at 10 steps (fake's), short of the 15 of the total-FLOPs budget.
     budget = {"steps": 15, "distill_flops": 5e14, "set_steps": 10, "distill_wall_s": 80}
     for arm, mse in (("full_at_hdt_train", 0.50), ("full_at_hdt_total", 0.45)):
         for lr, val in ((1e-4, 0.6), (1e-3, 0.5)):
@@ -100,6 +101,7 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
     assert equal["hdt"]["full_mse_same_train_flops"] == pytest.approx(0.50)
     assert equal["hdt"]["full_mse_same_total_flops"] == pytest.approx(0.45)
     assert equal["hdt"]["total_flops"] == pytest.approx(1e13 + 5e14)
+    assert equal["hdt"]["full_steps_ran_same_total_flops"] == pytest.approx(10)
     # 80 s of distillation at full data's 1000 s / 10 steps: 0.8 steps more
     assert equal["hdt"]["full_steps_same_total_wall"] == pytest.approx(10.8)
     markdown = (tmp_path / "finetune_cost" / "report.md").read_text()
