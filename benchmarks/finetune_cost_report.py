@@ -453,10 +453,12 @@ def _compute_lines(head: dict, arms: dict[str, Arm]) -> list[str]:
         steps = (f"{budget} full-data steps" if round(ran) == budget else
                  f"a budget of {budget} full-data steps, {ran:.0f} run on average: early "
                  "stopping ended some seeds sooner")
+        wall = row["full_steps_same_total_wall"]
+        at_wall = "" if wall is None else f"; {wall:.0f} at equal total wall time"
         lines.append(
             f"- At equal total FLOPs (distillation included) the {LABELS[arm]} {verdict} full "
             f"data: {row['mse']:.4f} against {row['full_mse_same_total_flops']:.4f} "
-            f"({steps}; at equal fine-tuning steps full data reaches "
+            f"({steps}{at_wall}; at equal fine-tuning steps full data reaches "
             f"{row['full_mse_same_train_flops']:.4f}).{caveat}")
     for arm, row in head.get("equal_compute_probed", {}).items():
         gap = row["full_mse_probed_same_total_flops"] - row["mse_probed"]
@@ -554,7 +556,11 @@ _INTRO = (
     "validation split. 'train s' is the wall time of the training steps (the FLOPs' "
     "counterpart), 'with validation s' adds the early-stopping validations; the test "
     "evaluation is in neither. Cost reduction is full data / arm; overall speed-up adds the "
-    "distillation (expert buffer included) to the HDT arm. One thread per run on this CPU."
+    "distillation (expert buffer included) to the HDT arm. One thread per run on this CPU. "
+    "The matched full-data runs have the set arm's budget at equal FLOPs; the step count at "
+    "equal total wall time beside it converts the distillation's wall seconds at full data's "
+    "training seconds a step, both on one thread: the distillation one run at a time, the "
+    "fine-tunes as many at a time as each dataset's weights line says."
 )
 
 
