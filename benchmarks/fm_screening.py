@@ -200,12 +200,20 @@ def score_table(records: list[dict], rule: SelectionRule) -> dict:
         full_runs = list(by_cell[(dataset, "full")].values()) if full else []
         for row in rows.values():
             r = row["record"]
-            total = r["cost"]["flops"] + r.get("distill_flops", 0.0)
+            distill = r.get("distill_flops", 0.0)
+            total = r["cost"]["flops"] + distill
             within = full_val_within(full_runs, total) if full else None
             row.update({
                 "val_mse": r["best_val_mse"], "steps": r["steps"], "total_flops": total,
                 "full_val_same_total_flops": within,
                 "score": r["best_val_mse"] / within if within else None,
+                # The score's two parts: what the set teaches, whatever it cost (against
+                # full data's best at any cost), and what its distillation cost (against
+                # full data's whole selected fine-tune).
+                "val_over_full_best": r["best_val_mse"] / full["record"]["best_val_mse"]
+                if full else None,
+                "distill_over_full_finetune": distill / full["record"]["cost"]["flops"]
+                if full else None,
                 "points": r["train_data"]["points"],
                 "fraction_of_train": (r["train_data"]["points"]
                                       / full["record"]["train_data"]["points"]
@@ -379,12 +387,45 @@ def _markdown(table: dict, datasets: tuple[str, ...], summary: dict, records: li
                   f"**The wider grid is {'adopted' if adopted else 'not adopted'}** for the "
                   "five-dataset run: it " + ("lowers" if adopted else "does not lower")
                   + " the default's mean score.", ""]
+    lines += _lever_lines(table, datasets)
     lines += ["## Mean score over the screened datasets", "",
               "| candidate | mean score |", "|---|---|"]
     lines += [f"| {name} | {score:.3f} |"
               for name, score in sorted(summary["mean_score"].items(), key=lambda kv: kv[1])]
     lines += ["", provenance_line(records)]
     return "\n".join(lines) + "\n"
+
+
+def _lever_lines(table: dict, datasets: tuple[str, ...]) -> list[str]:
+    """Why a candidate scores as it does: a set that teaches less than full data at any cost,
+    or a distillation that costs a large share of full data's whole fine-tune (markdown)."""
+    if not any("full" in table.get(d, {}) for d in datasets):
+        return []
+    lines = ["## What each lever showed", "",
+             "A score above 1 has two possible causes, set apart here per dataset: the set "
+             "teaches less than full data whatever it costs (val MSE / full data's best val "
+             "MSE at its own length, above 1), or its distillation costs a large share of "
+             "full data's whole selected fine-tune (distillation FLOPs / full data's "
+             "fine-tune FLOPs). 'vs HDT' is the val MSE over HDT's set's.", "",
+             "| candidate | " + " | ".join(
+                 f"{d} val / full best | {d} vs HDT | {d} distillation / full fine-tune"
+                 for d in datasets) + " |",
+             "|---|" + "---|---|---|" * len(datasets)]
+    for candidate in CANDIDATES:
+        if candidate.name == "full":
+            continue
+        rows = [table.get(d, {}).get(candidate.name) for d in datasets]
+        if all(row is None for row in rows):
+            continue
+        cells = []
+        for dataset, row in zip(datasets, rows, strict=True):
+            hdt = table.get(dataset, {}).get("hdt")
+            row = row or {}
+            cells += [cell(row.get("val_over_full_best"), ".3f"),
+                      cell(row["val_mse"] / hdt["val_mse"] if row and hdt else None, ".3f"),
+                      cell(row.get("distill_over_full_finetune"), ".3f")]
+        lines.append(f"| {candidate.name} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:

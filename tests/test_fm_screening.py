@@ -43,6 +43,10 @@ def test_a_set_is_scored_against_full_data_within_its_total_flops():
     assert hdt["learning_rate"] == 1e-3 and hdt["total_flops"] == 100e9
     assert hdt["full_val_same_total_flops"] == 0.5 and hdt["score"] == pytest.approx(0.9)
     assert hdt["fraction_of_train"] == pytest.approx(384 / 8640)
+    # The score's parts: the set against full data's best at its own length (0.4), and the
+    # distillation against full data's whole fine-tune (1000 steps of 1e9 FLOPs).
+    assert hdt["val_over_full_best"] == pytest.approx(0.45 / 0.4)
+    assert hdt["distill_over_full_finetune"] == pytest.approx(0.08)
     assert "hdt_fm" not in table["ETTh1"]  # its grid is not complete
     default, means = fm_screening.choose(table, ("ETTh1",), "hdt")
     assert default == "hdt" and means == {"hdt": pytest.approx(0.9)}
@@ -84,7 +88,10 @@ def test_the_report_names_a_default_only_when_the_screen_is_complete(tmp_path):
     fm_screening.report(paths, RULE, ("ETTh1",))
     summary = json.loads((paths.results / "fm_screening_summary.json").read_text())
     assert summary["complete"] is True and summary["default"] == "hdt_fm"
-    assert "`hdt_fm`" in (fm_screening.results(paths) / "report.md").read_text()
+    markdown = (fm_screening.results(paths) / "report.md").read_text()
+    assert "`hdt_fm`" in markdown
+    # hdt_fm's set against full data's best (0.4) and HDT's (0.6); nothing distilled here.
+    assert "| hdt_fm | 1.025 | 0.683 | 0.000 |" in markdown
     # hdt_fm run again from other weights is never scored against full data's old curve.
     write([record("ETTh1", "hdt_fm", lr, 0.41, 20, weights_sha256="w2") for lr in (1e-4, 1e-3)])
     fm_screening.report(paths, RULE, ("ETTh1",))
