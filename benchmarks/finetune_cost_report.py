@@ -223,7 +223,8 @@ def equal_compute(arms: dict[str, Arm]) -> dict:
             # Early stopping applies to the matched arms too: they may run short of the budget.
             "full_steps_ran_same_total_flops": matched["total"].mean("steps"),
             # The same conversion at equal wall time: the distillation's seconds in full-data
-            # training steps (both measured one thread a run, as many runs at a time).
+            # training steps (one thread each; the distillation ran alone, the fine-tunes as
+            # many at a time as their records say).
             "full_steps_same_total_wall": budget["set_steps"] + budget["distill_wall_s"] / (
                 arms["full"].mean("cost", "train_s") / arms["full"].mean("steps"))
             if "full" in arms else None,
@@ -454,7 +455,7 @@ def _compute_lines(head: dict, arms: dict[str, Arm]) -> list[str]:
                  f"a budget of {budget} full-data steps, {ran:.0f} run on average: early "
                  "stopping ended some seeds sooner")
         wall = row["full_steps_same_total_wall"]
-        at_wall = "" if wall is None else f"; {wall:.0f} at equal total wall time"
+        at_wall = "" if wall is None else f"; at equal total wall time a budget of {wall:.0f}"
         lines.append(
             f"- At equal total FLOPs (distillation included) the {LABELS[arm]} {verdict} full "
             f"data: {row['mse']:.4f} against {row['full_mse_same_total_flops']:.4f} "
@@ -557,10 +558,11 @@ _INTRO = (
     "counterpart), 'with validation s' adds the early-stopping validations; the test "
     "evaluation is in neither. Cost reduction is full data / arm; overall speed-up adds the "
     "distillation (expert buffer included) to the HDT arm. One thread per run on this CPU. "
-    "The matched full-data runs have the set arm's budget at equal FLOPs; the step count at "
-    "equal total wall time beside it converts the distillation's wall seconds at full data's "
-    "training seconds a step, both on one thread: the distillation one run at a time, the "
-    "fine-tunes as many at a time as each dataset's weights line says."
+    "The matched full-data runs have the set arm's budget at equal FLOPs; the budget at equal "
+    "total wall time beside it turns the distillation's wall seconds into full-data steps at "
+    "full data's training seconds per step, both on one thread: the distillation alone, the "
+    "fine-tunes as many at a time as each dataset's weights line says (sharing the machine "
+    "slows a step, so this budget leans low)."
 )
 
 

@@ -120,7 +120,8 @@ def test_the_report_selects_on_validation_and_computes_the_headline(tmp_path, mo
             in markdown and "clearly worse, so fine-tuning gains here overstate" in markdown)
     assert ("At equal total FLOPs (distillation included) the HDT set beats full data: "
             "0.4200 against 0.4500 (a budget of 15 full-data steps, 10 run on average: early "
-            "stopping ended some seeds sooner; 11 at equal total wall time;" in markdown)
+            "stopping ended some seeds sooner; at equal total wall time a budget of 11;"
+            in markdown)
     table = {line.split(" | ")[0]: line.split(" | ") for line in markdown.splitlines()
              if line.startswith("| ")}
     default = finetune_cost_arms.LABELS[finetune_cost_arms.DEFAULT_ARM]
@@ -260,8 +261,8 @@ def test_a_lower_mse_at_equal_compute_within_the_seeds_spread_is_not_called_a_wi
         (records / f"{i}.json").write_text(json.dumps(row))
     finetune_cost_report.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
     markdown = (tmp_path / "finetune_cost" / "report.md").read_text()
-    assert ("the HDT set beats full data: 0.4350 against 0.4400 (15 full-data steps; 11 at "
-            "equal total wall time; at equal fine-tuning steps full data reaches 0.4400). "
+    assert ("the HDT set beats full data: 0.4350 against 0.4400 (15 full-data steps; at equal "
+            "total wall time a budget of 11; at equal fine-tuning steps full data reaches 0.4400). "
             "Within the seeds' spread (margin 0.0050, std 0.0212): not a win." in markdown)
 
 

@@ -47,6 +47,10 @@ def test_a_set_is_scored_against_full_data_within_its_total_flops():
     # distillation against full data's whole fine-tune (1000 steps of 1e9 FLOPs).
     assert hdt["val_over_full_best"] == pytest.approx(0.45 / 0.4)
     assert hdt["distill_over_full_finetune"] == pytest.approx(0.08)
+    # ...and how far full data had got by the set's total FLOPs: the two factors make the score.
+    assert hdt["full_best_over_full_same_total_flops"] == pytest.approx(0.4 / 0.5)
+    assert hdt["val_over_full_best"] * hdt["full_best_over_full_same_total_flops"] == \
+        pytest.approx(hdt["score"])
     assert "hdt_fm" not in table["ETTh1"]  # its grid is not complete
     default, means = fm_screening.choose(table, ("ETTh1",), "hdt")
     assert default == "hdt" and means == {"hdt": pytest.approx(0.9)}
@@ -91,7 +95,7 @@ def test_the_report_names_a_default_only_when_the_screen_is_complete(tmp_path):
     markdown = (fm_screening.results(paths) / "report.md").read_text()
     assert "`hdt_fm`" in markdown
     # hdt_fm's set against full data's best (0.4) and HDT's (0.6); nothing distilled here.
-    assert "| hdt_fm | 1.025 | 0.683 | 0.000 |" in markdown
+    assert "| hdt_fm | 1.025 | 0.500 | 0.683 | 0.000 |" in markdown
     # hdt_fm run again from other weights is never scored against full data's old curve.
     write([record("ETTh1", "hdt_fm", lr, 0.41, 20, weights_sha256="w2") for lr in (1e-4, 1e-3)])
     fm_screening.report(paths, RULE, ("ETTh1",))
@@ -198,3 +202,19 @@ def test_the_screen_never_tests_and_still_counts_runs_made_with_a_test(tmp_path)
     # Anything that changes what is trained or validated still makes another rule.
     other = {**tested, "rule": {**tested["rule"], "val_stride": 1}}
     assert fm_screening.comparable([other], fm_screening.SCREEN_RULE)[0] == []
+
+
+def test_the_lever_table_leaves_a_cell_blank_where_a_dataset_lacks_hdt_or_the_candidate():
+    def row(val, factor):
+        return {"val_mse": val, "val_over_full_best": val / 0.4,
+                "full_best_over_full_same_total_flops": factor,
+                "distill_over_full_finetune": 0.025}
+
+    table = {"ETTh1": {"full": row(0.4, 1.0), "hdt": row(0.5, 0.9),
+                       "hdt_soft": row(0.45, 0.8)},
+             "ETTm1": {"full": row(0.4, 1.0), "hdt_soft": row(0.44, 0.9)}}
+    lines = fm_screening._lever_lines(table, ("ETTh1", "ETTm1"))
+    assert "| hdt_soft | 1.125 | 0.800 | 0.900 | 0.025 | 1.100 | 0.900 |  | 0.025 |" in lines
+    assert "| hdt | 1.250 | 0.900 | 1.000 | 0.025 |  |  |  |  |" in lines
+    assert not any(line.startswith("| full |") for line in lines)
+    assert fm_screening._lever_lines({"ETTh1": {"hdt": row(0.5, 0.9)}}, ("ETTh1",)) == []

@@ -133,10 +133,10 @@ class DistillSettings:
     # tuning budget (benchmarks/results/baseline_tuning/report.md) tried the official beta
     # and interval: worse on validation (score 1.080 against 1.000 for these first guesses);
     # beta 0.5 every 20 was best (0.929) and is CondTSF's (TUNED_FOR_METHOD). The other
-    # departures were not searched. They keep CondTSF our MTT plus the value term, nothing
-    # else (CondTSF is a plug-in on trajectory matching): the same single match, loss, hard
-    # labels and learned student rate as MTT and HDT, so a gap between them is the value
-    # term's; and averaged overlaps give each target point one pull per value update.
+    # departures were not searched. They make our CondTSF our MTT plus the value term and
+    # nothing else (CondTSF is a plug-in on trajectory matching): the same single match,
+    # loss, hard labels and learned student rate as our MTT, so CondTSF's gap to MTT is the
+    # value term's; and averaged overlaps give each target point one pull per value update.
     value_every: int = 20  # CondTSF: iterations between value-term updates
     value_beta: float = 0.2  # CondTSF: y <- (1 - beta) y + beta f_expert(x)
     gm_inner_steps: int = 10  # Base: matches per freshly drawn network
