@@ -156,6 +156,8 @@ def evaluate_job(job: dict) -> str:
         **result.to_dict(),
         "peak_rss_mb": peak_rss_mb(),
         "threads": 1,
+        # Evaluations at a time on this machine (distill_quality.py's workers)
+        **({"concurrent_runs": job["concurrent_runs"]} if "concurrent_runs" in job else {}),
         "versions": package_versions(),
         "git": git_commit(),
         "machine": machine(),

@@ -128,3 +128,19 @@ def test_a_sweep_plot_the_records_no_longer_make_is_removed(tmp_path):
     distill_quality.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
     assert not stale.exists()
     assert "mse_vs_length" not in (tmp_path / "distill_quality" / "report.md").read_text()
+
+
+def test_the_report_says_which_commits_made_its_records_and_how_many_ran_at_a_time(
+        tmp_path):
+    records = tmp_path / "distill_quality" / "records"
+    records.mkdir(parents=True)
+    for i, backbone in enumerate(distill_quality.BACKBONES):
+        row = {**record("ETTh1", "hdt", backbone, 0, [0.3, 0.3]),
+               "git": {"sha": f"{'ab' if i else 'cd'}12345678"}}
+        if i:  # the first record comes from before concurrency was recorded
+            row["concurrent_runs"] = 2
+        (records / f"{i}.json").write_text(json.dumps(row))
+    distill_quality.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
+    markdown = (tmp_path / "distill_quality" / "report.md").read_text()
+    assert ("Records: 3, from commit(s) ab12345, cd12345; one thread each; runs at a "
+            "time: [2] (1 records made before it was recorded).") in markdown
