@@ -194,3 +194,15 @@ def plan(cells: Iterable[dict[str, Any]], backbones: list[str], seeds: int,
 
 def load_records(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def provenance_line(records: list[dict]) -> str:
+    """Which commits made the records, and how many runs shared the machine (a record made
+    before that was recorded is counted, never guessed)."""
+    shas = sorted({(r.get("git") or {}).get("sha") or "unknown" for r in records})
+    shared = sorted({r["concurrent_runs"] for r in records if "concurrent_runs" in r})
+    unknown = sum("concurrent_runs" not in r for r in records)
+    return (f"Records: {len(records)}, from commit(s) {', '.join(s[:7] for s in shas)}; "
+            f"runs at a time: {shared or 'not recorded'}"
+            + (f" ({unknown} records made before it was recorded)" if shared and unknown
+               else "") + ", one thread each.")

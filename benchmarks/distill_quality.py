@@ -46,6 +46,7 @@ from benchmark_jobs import (
     distil_job,
     evaluate_job,
     plan,
+    provenance_line,
     run_in_workers,
 )
 
@@ -256,8 +257,10 @@ def report(paths: BenchmarkPaths) -> None:
                 "peak_rss_mb": peak,
             }
     lines += ["", *_held_out_lines(summary), "", *_quality_target_lines(summary), "",
-              _provenance_line([r for by_b in grouped.values() for rs in by_b.values()
-                                for r in rs])]
+              provenance_line([r for by_b in grouped.values() for rs in by_b.values()
+                               for r in rs])
+              + " `distil s` is one thread's wall time with the other runs sharing the machine,"
+              " not a machine to itself."]
     out.mkdir(parents=True, exist_ok=True)
     plot = _plot_sweep(table, out / "mse_vs_length.png")
     if plot:
@@ -267,20 +270,6 @@ def report(paths: BenchmarkPaths) -> None:
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     atomic_write_json(summary_path, summary)
     print(f"wrote {out / 'report.md'} and {summary_path}")
-
-
-def _provenance_line(records: list[dict]) -> str:
-    """Which commits made the records, and how many runs shared the machine: `distil s`
-    is one thread's wall time beside them, not a machine to itself."""
-    shas = sorted({str((r.get("git") or {}).get("sha"))[:7] for r in records})
-    shared = sorted({r["concurrent_runs"] for r in records if "concurrent_runs" in r})
-    unknown = sum("concurrent_runs" not in r for r in records)
-    return (f"Records: {len(records)}, from commit(s) {', '.join(shas)}; one thread each; "
-            f"runs at a time: {shared or 'not recorded'}"
-            + (f" ({unknown} records made before it was recorded)." if shared and unknown
-               else ".")
-            + " `distil s` is one thread's wall time with the other runs sharing the machine,"
-            " not a machine to itself.")
 
 
 def held_out_means(summary: dict) -> dict[str, dict]:

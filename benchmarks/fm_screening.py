@@ -45,7 +45,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from benchmark_jobs import BenchmarkPaths, ReportArgs, command_line, distil_job, run_in_workers
+from benchmark_jobs import (
+    BenchmarkPaths,
+    ReportArgs,
+    command_line,
+    distil_job,
+    provenance_line,
+    run_in_workers,
+)
 from finetune_cost import (
     arm_job,
     finetune_job,
@@ -324,14 +331,6 @@ def report(paths: BenchmarkPaths, rule: SelectionRule = SCREEN_RULE,
 def cell(value, fmt: str) -> str:
     """A table cell: blank where there is no value yet."""
     return "" if value is None else format(value, fmt)
-
-
-def provenance_line(records: list[dict]) -> str:
-    """Which commits made the records, and how many runs shared the machine."""
-    shas = sorted({(r.get("git") or {}).get("sha") or "unknown" for r in records})
-    concurrency = sorted({r.get("concurrent_runs", 1) for r in records})
-    return (f"Records: {len(records)}, from commit(s) {', '.join(s[:7] for s in shas)}; "
-            f"runs at a time: {concurrency}, one thread each.")
 
 
 def _markdown(table: dict, datasets: tuple[str, ...], summary: dict, records: list[dict]

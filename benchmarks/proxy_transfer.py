@@ -41,6 +41,7 @@ from benchmark_jobs import (
     ReportArgs,
     command_line,
     distil_job,
+    provenance_line,
     run_in_workers,
     set_is_current,
 )
@@ -51,7 +52,6 @@ from fm_screening import (
     SCREEN_SMOKE_RULE,
     cell,
     comparable,
-    provenance_line,
     record_is_current,
     score_table,
 )

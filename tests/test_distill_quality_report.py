@@ -142,5 +142,5 @@ def test_the_report_says_which_commits_made_its_records_and_how_many_ran_at_a_ti
         (records / f"{i}.json").write_text(json.dumps(row))
     distill_quality.report(BenchmarkPaths(results=tmp_path, work=tmp_path / "work"))
     markdown = (tmp_path / "distill_quality" / "report.md").read_text()
-    assert ("Records: 3, from commit(s) ab12345, cd12345; one thread each; runs at a "
-            "time: [2] (1 records made before it was recorded).") in markdown
+    assert ("Records: 3, from commit(s) ab12345, cd12345; runs at a time: [2] (1 records "
+            "made before it was recorded), one thread each.") in markdown
