@@ -228,13 +228,23 @@ def transfer_rows(table: dict, proxy: dict, small: dict) -> dict:
             rows.setdefault(dataset, {})[name] = {
                 "candidate": arm.candidate, "made_with": arm.made_with,
                 "learning_rate": row["learning_rate"], "steps": row["steps"],
-                "val_mse": row["val_mse"], "distill_flops": record.get("distill_flops", 0.0),
+                "val_mse": row["val_mse"], "best_step": best_step(record),
+                "val_over_full_best": row["val_over_full_best"],
+                "proxy_val_over_full_best": on_proxy["val_over_full_best"] if on_proxy
+                else None,
+                "distill_flops": record.get("distill_flops", 0.0),
                 "total_flops": row["total_flops"],
                 "full_val_same_total_flops": row["full_val_same_total_flops"],
                 "score": row["score"],
                 "proxy_score": on_proxy["score"] if on_proxy else None,
                 "small_screen_score": small.get(dataset, {}).get(arm.candidate)}
     return rows
+
+
+def best_step(record: dict) -> int | None:
+    """The step whose weights the rule kept (0: the starting weights)."""
+    scored = [row for row in record["curve"] if "val_mse" in row]
+    return min(scored, key=lambda row: row["val_mse"])["step"] if scored else None
 
 
 def step0_val(records: list[dict], dataset: str) -> float | None:
@@ -291,16 +301,40 @@ def report(paths: BenchmarkPaths, rule=SCREEN_RULE) -> None:
     print(f"wrote {folder / 'report.md'}")
 
 
-def proxy_lines(rows: dict) -> list[str]:
-    """The proxy's set against the direct one, where both have scores."""
+def proxy_lines(rows: dict, start: float | None) -> list[str]:
+    """The proxy's set against the direct one, and the default set on both models, where
+    they have scores."""
+    lines = []
     proxy, direct = rows.get("hdt_fm_lite_proxy"), rows.get("hdt_fm_lite_direct")
-    if not proxy or not direct or proxy["score"] is None or direct["score"] is None:
-        return []
-    verdict = "as good as or better than" if proxy["score"] <= direct["score"] else "worse than"
-    return [f"- The set distilled with the proxy is {verdict} the one distilled with the "
-            f"fine-tuned model: score {proxy['score']:.3f} against {direct['score']:.3f}, at "
-            f"{proxy['distill_flops']:.2e} distillation FLOPs against "
-            f"{direct['distill_flops']:.2e} (one seed: a small gap may be noise)."]
+    if proxy and direct and proxy["score"] is not None and direct["score"] is not None:
+        scores = (f"score {proxy['score']:.3f} against {direct['score']:.3f}, at "
+                  f"{proxy['distill_flops']:.2e} distillation FLOPs against "
+                  f"{direct['distill_flops']:.2e}")
+        if start is not None and min(proxy["val_mse"], direct["val_mse"]) >= start:
+            # Both kept step 0: the scores differ only by how far full data got within
+            # each budget, which says nothing about the sets.
+            lines.append(
+                "- Neither set improves on the starting weights: the rule keeps step 0 for "
+                "both, so the proxy's set is no worse than the direct one. Their scores "
+                f"({scores}) differ only by how far full data had got within each budget.")
+        else:
+            verdict = ("as good as or better than" if proxy["score"] <= direct["score"]
+                       else "worse than")
+            lines.append(f"- The set distilled with the proxy is {verdict} the one distilled "
+                         f"with the fine-tuned model: {scores} (one seed: a small gap may be "
+                         "noise).")
+    default = rows.get(DEFAULT_ARM)
+    if default and default["score"] is not None and default["proxy_score"] is not None:
+        taught = default["val_over_full_best"] / default["proxy_val_over_full_best"]
+        lines.append(
+            f"- The default set (`{DEFAULT_ARM}`) scores {default['score']:.3f} on the larger "
+            f"model and {default['proxy_score']:.3f} on the proxy. Its best validation MSE "
+            f"is {default['val_over_full_best']:.3f} times full data's best on the larger "
+            f"model and {default['proxy_val_over_full_best']:.3f} times on the proxy: it "
+            f"teaches the larger model {'less' if taught > 1 else 'as much or more'}, "
+            "relative to full data; the rest of the score is how far full data had got "
+            "within the same FLOPs.")
+    return lines
 
 
 def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
@@ -310,7 +344,9 @@ def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
         "Seed 0; the fine-tuning benchmark's selection rule without its test, as in the "
         "screen. Score: best validation MSE / full data's best validation MSE within the "
         "same total FLOPs (fine-tune + distillation, counted with the model that distilled); "
-        "below 1 is ahead of full data at equal compute. 'proxy' is the same candidate's "
+        "below 1 is ahead of full data at equal compute. 'steps' are the steps run (the "
+        "rule's patience included, and counted in the FLOPs), 'best step' the one whose "
+        "weights the rule kept (0: the starting weights). 'proxy' is the same candidate's "
         "score fine-tuning the proxy itself on the same sets in this run, against the "
         "proxy's own full data; 'small screen' is its score in the small screen "
         "(fm_screening), made with the screen's own stand-in.", "",
@@ -323,19 +359,21 @@ def _markdown(rows: dict, summary: dict, records: list[dict]) -> str:
         lines += [f"## {dataset}", "",
                   f"Starting weights' validation MSE: "
                   f"{cell(summary['start_val_mse'].get(dataset), '.4f')}.", "",
-                  "| arm | what | set made with | lr | steps | val MSE | distillation FLOPs | "
-                  "total FLOPs | full val at equal FLOPs | score | proxy | small screen |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| arm | what | set made with | lr | steps | best step | val MSE | "
+                  "distillation FLOPs | total FLOPs | full val at equal FLOPs | score | proxy | "
+                  "small screen |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, row in arms.items():
             made_with = (row["made_with"] if any(
                 m.needs_model for m in BY_NAME[row["candidate"]].members) else "")
             lines.append(
                 f"| {name} | {BY_ARM[name].note} | {made_with} | {row['learning_rate']:g} | "
-                f"{row['steps']} | {row['val_mse']:.4f} | {row['distill_flops']:.2e} | "
+                f"{row['steps']} | {cell(row['best_step'], 'd')} | {row['val_mse']:.4f} | "
+                f"{row['distill_flops']:.2e} | "
                 f"{row['total_flops']:.2e} | {cell(row['full_val_same_total_flops'], '.4f')} | "
                 f"{cell(row['score'], '.3f')} | {cell(row['proxy_score'], '.3f')} | "
                 f"{cell(row['small_screen_score'], '.3f')} |")
-        lines += ["", *proxy_lines(arms), ""]
+        lines += ["", *proxy_lines(arms, summary["start_val_mse"].get(dataset)), ""]
     lines.append(provenance_line(records))
     return "\n".join(lines) + "\n"
 

@@ -124,3 +124,37 @@ def test_the_report_sets_the_proxy_beside_the_direct_set_and_the_small_screen(tm
     assert ("The set distilled with the proxy is as good as or better than the one distilled "
             "with the fine-tuned model: score 0.900 against 1.050, at 8.00e+10 distillation "
             "FLOPs against 9.80e+11 (one seed" in markdown)
+    assert summary["rows"]["ETTh1"]["full"]["best_step"] == 1000
+
+
+def _row(score, val, distill_flops, proxy_score=None, taught=None, on_proxy=None):
+    return {"score": score, "val_mse": val, "distill_flops": distill_flops,
+            "proxy_score": proxy_score, "val_over_full_best": taught,
+            "proxy_val_over_full_best": on_proxy}
+
+
+def test_sets_that_keep_the_starting_weights_are_not_ranked_by_their_scores():
+    # Both sets' best is the starting weights (1.0): the proxy's lower score is only its
+    # cheaper distillation, within which full data got less far.
+    rows = {"hdt_fm_lite_proxy": _row(1.01, 1.0, 2e12),
+            "hdt_fm_lite_direct": _row(1.06, 1.0, 1e13)}
+    [line] = proxy_transfer.proxy_lines(rows, start=1.0)
+    assert line.startswith("- Neither set improves on the starting weights")
+    assert "score 1.010 against 1.060" in line
+    # One that improves is compared as before.
+    rows["hdt_fm_lite_proxy"]["val_mse"] = 0.9
+    [line] = proxy_transfer.proxy_lines(rows, start=1.0)
+    assert line.startswith("- The set distilled with the proxy is as good as or better than")
+
+
+def test_the_default_set_is_set_beside_itself_on_the_proxy():
+    rows = {proxy_transfer.DEFAULT_ARM: _row(0.988, 0.73, 8e11, proxy_score=1.003,
+                                             taught=1.040, on_proxy=1.016)}
+    [line] = proxy_transfer.proxy_lines(rows, start=0.79)
+    assert "scores 0.988 on the larger model and 1.003 on the proxy" in line
+    assert "1.040 times full data's best on the larger model and 1.016 times" in line
+    assert "it teaches the larger model less" in line
+    rows[proxy_transfer.DEFAULT_ARM]["val_over_full_best"] = 1.0
+    assert "as much or more" in proxy_transfer.proxy_lines(rows, start=0.79)[0]
+    rows[proxy_transfer.DEFAULT_ARM]["proxy_score"] = None  # never trained on the proxy
+    assert proxy_transfer.proxy_lines(rows, start=0.79) == []
